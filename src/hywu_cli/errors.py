@@ -1,0 +1,31 @@
+"""Exceptions and warnings raised by hywu.
+
+The CLI catches `HywuError` at the command boundary, prints its message as one line on stderr and exits with
+code 1. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class HywuError(Exception):
+    """An expected failure whose message says what failed, on which value, and what to do next."""
+
+
+class InvalidImageError(HywuError):
+    """An input image is missing, unreadable, truncated or too large."""
+
+
+class ModelFilesError(HywuError):
+    """A model folder is missing files or holds broken ones."""
+
+
+class NonFiniteLoraError(HywuError):
+    """A generated LoRA factor holds NaN or infinite values."""
+
+
+class DownloadError(HywuError):
+    """A model download failed or produced files that do not match the manifest."""
+
+
+class HywuWarning(UserWarning):
+    """A warning a user can act on; filter it with `warnings.filterwarnings("ignore", category=HywuWarning)`."""
