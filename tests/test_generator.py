@@ -1,0 +1,89 @@
+import torch
+
+from hywu_cli.generator import ParameterGenerator
+
+
+TARGETS = [["conv_in", 27, 8], ["conv_down", 72, 6], ["head.0", 6, 11], ["head.2", 11, 5]]
+
+
+def make_generator(**overrides):
+    torch.manual_seed(0)
+    config = {"targets": TARGETS, "rank": 3, "token_dim": 8, "cond_dim": 16, "width": 32, "depth": 2, "num_heads": 4}
+    config.update(overrides)
+    return ParameterGenerator(**config)
+
+
+def test_output_shapes_per_target():
+    generator = make_generator()
+    cond = torch.randn(5, 7, 16)
+
+    lora = generator(cond)
+
+    for name, in_features, out_features in TARGETS:
+        assert lora.lora_A[name].shape == (5, 3, in_features)
+        assert lora.lora_B[name].shape == (5, out_features, 3)
+    assert lora.scaling == generator.config.lora_alpha / 3
+
+
+def test_untrained_generator_is_exact_no_op():
+    generator = make_generator()
+
+    lora = generator(torch.randn(2, 4, 16))
+
+    for name in lora.lora_B:
+        assert torch.count_nonzero(lora.lora_B[name]) == 0
+        assert lora.lora_A[name].abs().sum() > 0
+
+
+def test_outputs_depend_on_condition_per_sample():
+    generator = make_generator()
+    torch.nn.init.normal_(generator.head_b.weight, std=0.1)
+    cond = torch.randn(2, 4, 16)
+
+    lora = generator(cond)
+    lora_alone = generator(cond[1:])
+
+    assert not torch.allclose(lora.lora_B["head.0"][0], lora.lora_B["head.0"][1])
+    torch.testing.assert_close(lora.lora_B["head.0"][1:], lora_alone.lora_B["head.0"], atol=1e-5, rtol=0)
+
+
+def test_condition_mask_ignores_padded_tokens():
+    generator = make_generator()
+    torch.nn.init.normal_(generator.head_b.weight, std=0.1)
+    cond = torch.randn(1, 6, 16)
+    mask = torch.tensor([[True, True, True, False, False, False]])
+    altered = cond.clone()
+    altered[:, 3:] = 100.0
+
+    first = generator(cond, mask)
+    second = generator(altered, mask)
+
+    torch.testing.assert_close(first.lora_B["head.2"], second.lora_B["head.2"], atol=1e-6, rtol=0)
+
+
+def test_save_load_round_trip_identical(tmp_path):
+    generator = make_generator()
+    torch.nn.init.normal_(generator.head_b.weight, std=0.1)
+    cond = torch.randn(3, 5, 16)
+    generator.save_pretrained(tmp_path / "generator")
+
+    loaded = ParameterGenerator.from_pretrained(tmp_path / "generator")
+
+    assert (tmp_path / "generator" / "config.json").is_file()
+    assert (tmp_path / "generator" / "diffusion_pytorch_model.safetensors").is_file()
+    expected, actual = generator(cond), loaded(cond)
+    for name in expected.lora_A:
+        assert torch.equal(expected.lora_A[name], actual.lora_A[name])
+        assert torch.equal(expected.lora_B[name], actual.lora_B[name])
+
+
+def test_gradients_reach_all_generator_parameters():
+    generator = make_generator()
+    cond = torch.randn(2, 4, 16)
+
+    lora = generator(cond)
+    loss = sum(b.sum() for b in lora.lora_B.values()) + sum(a.square().sum() for a in lora.lora_A.values())
+    loss.backward()
+
+    assert generator.head_b.weight.grad.abs().sum() > 0
+    assert generator.cond_proj.weight.grad is not None
