@@ -4,8 +4,8 @@ The HY-WU design (Tencent HY team, "HY-WU (Part I): An Extensible Functional Neu
 Instantiation in Text-Guided Image Editing", arXiv 2603.07236) reads a hybrid condition (instruction tokens plus
 image tokens) and writes a LoRA update for every target layer of a frozen base network, in one forward pass.
 
-The generator works on the token grid of `LoraTokenLayout`, with one hidden vector per
-(layer, within-layer token, rank row) position. Each block applies, with pre-norm residuals:
+The generator works on the token grid of `LoraTokenLayout`, with one hidden vector per real
+(layer, within-layer token, rank row) position; padding cells of the grid are skipped except inside attention. Each block applies, with pre-norm residuals:
 1. self-attention along the layer axis (same token and rank row, all layers);
 2. self-attention among one layer's tokens (all tokens and rank rows of that layer);
 3. cross-attention from every position to the condition tokens;
@@ -66,8 +66,13 @@ class GeneratedLora:
         )
 
 
-class FactorizedAttention(nn.Module):
-    """Multi-head attention over one axis of the grid, or cross-attention to a separate key/value sequence."""
+class GridAttention(nn.Module):
+    """Multi-head attention whose queries, keys and values are projected on packed (real) positions only.
+
+    The parameter grid is mostly padding: a layer with few tokens shares the within-layer axis with the longest
+    layer. Projections and the MLP therefore run on the packed sequence of real positions, and only the attention
+    itself scatters q, k and v into a padded (sequences, length) layout chosen by `scatter_index`.
+    """
 
     def __init__(self, width: int, num_heads: int, kv_width: int | None = None) -> None:
         super().__init__()
@@ -78,19 +83,50 @@ class FactorizedAttention(nn.Module):
         self.to_kv = nn.Linear(kv_width or width, 2 * width)
         self.to_out = nn.Linear(width, width)
 
-    def forward(
-        self, x: torch.Tensor, context: torch.Tensor | None = None, key_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        # x: (sequences, length, width); context: (sequences, context_length, kv_width)
-        # key_mask: bool, broadcastable to (sequences, 1, 1, context_length), True where a key may be attended.
-        context = x if context is None else context
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
         sequences, length, width = x.shape
-        head_dim = width // self.num_heads
+        return x.view(sequences, length, self.num_heads, width // self.num_heads).transpose(1, 2)
 
-        q = self.to_q(x).view(sequences, length, self.num_heads, head_dim).transpose(1, 2)
-        k, v = self.to_kv(context).view(sequences, -1, 2, self.num_heads, head_dim).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # (sequences, heads, length, head_dim)
-        return self.to_out(out.transpose(1, 2).reshape(sequences, length, width))
+    def self_attention(
+        self, x: torch.Tensor, scatter_index: torch.Tensor, shape: tuple[int, int], key_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Attend within the sequences of a padded layout.
+
+        Args:
+            x: packed positions (batch, real_positions, width).
+            scatter_index: (real_positions,) flat index of each real position in a (sequences * length) layout.
+            shape: (sequences, length) of the padded layout per batch element.
+            key_mask: bool (sequences, 1, 1, length), True where a key is a real position.
+        """
+        batch, positions, width = x.shape
+        sequences, length = shape
+        q, kv = self.to_q(x), self.to_kv(x)
+        padded_qkv = x.new_zeros(batch, sequences * length, 3 * width)
+        padded_qkv[:, scatter_index] = torch.cat([q, kv], dim=-1)
+        q, k, v = padded_qkv.view(batch * sequences, length, 3 * width).chunk(3, dim=-1)
+        mask = key_mask.repeat(batch, 1, 1, 1)
+        out = F.scaled_dot_product_attention(self._heads(q), self._heads(k), self._heads(v), attn_mask=mask)
+        out = out.transpose(1, 2).reshape(batch, sequences * length, width)[:, scatter_index]
+        return self.to_out(out)  # (batch, real_positions, width)
+
+    def cross_attention(self, x: torch.Tensor, context: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        """Attend from packed positions (batch, real_positions, width) to context (batch, cond, kv_width)."""
+        q = self._heads(self.to_q(x))
+        k, v = self.to_kv(context).chunk(2, dim=-1)
+        out = F.scaled_dot_product_attention(q, self._heads(k), self._heads(v), attn_mask=key_mask)
+        return self.to_out(out.transpose(1, 2).reshape(x.shape))
+
+
+@dataclass
+class GridIndex:
+    """Index maps between packed real positions and the two padded layouts of the parameter grid."""
+
+    layer_axis: torch.Tensor  # flat index into (positions_per_layer, layers)
+    within_layer: torch.Tensor  # flat index into (layers, positions_per_layer)
+    layer_axis_mask: torch.Tensor  # (positions_per_layer, 1, 1, layers)
+    within_layer_mask: torch.Tensor  # (layers, 1, 1, positions_per_layer)
+    layers: int
+    positions_per_layer: int
 
 
 class GeneratorBlock(nn.Module):
@@ -99,40 +135,31 @@ class GeneratorBlock(nn.Module):
     def __init__(self, width: int, num_heads: int, mlp_ratio: float) -> None:
         super().__init__()
         self.norm_layers = nn.LayerNorm(width)
-        self.attn_layers = FactorizedAttention(width, num_heads)
+        self.attn_layers = GridAttention(width, num_heads)
         self.norm_tokens = nn.LayerNorm(width)
-        self.attn_tokens = FactorizedAttention(width, num_heads)
+        self.attn_tokens = GridAttention(width, num_heads)
         self.norm_cross = nn.LayerNorm(width)
-        self.attn_cross = FactorizedAttention(width, num_heads)
+        self.attn_cross = GridAttention(width, num_heads)
         self.norm_mlp = nn.LayerNorm(width)
         hidden = int(width * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        cond: torch.Tensor,
-        layer_mask: torch.Tensor,
-        token_mask: torch.Tensor,
-        cond_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        # x: (batch, layers, positions, width), where positions = tokens * rank
-        batch, layers, positions, width = x.shape
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, index: GridIndex, cond_mask: torch.Tensor | None) -> torch.Tensor:
+        # x: packed real positions (batch, real_positions, width)
+        layers, per_layer = index.layers, index.positions_per_layer
 
-        # 1. Attention along the layer axis: one sequence per (batch, position).
-        h = self.norm_layers(x).transpose(1, 2).reshape(batch * positions, layers, width)
-        h = self.attn_layers(h, key_mask=layer_mask)
-        x = x + h.view(batch, positions, layers, width).transpose(1, 2)
+        # 1. Attention along the layer axis: one sequence per (token, rank row) position.
+        x = x + self.attn_layers.self_attention(
+            self.norm_layers(x), index.layer_axis, (per_layer, layers), index.layer_axis_mask
+        )
 
-        # 2. Attention among one layer's tokens: one sequence per (batch, layer).
-        h = self.norm_tokens(x).reshape(batch * layers, positions, width)
-        h = self.attn_tokens(h, key_mask=token_mask)
-        x = x + h.view(batch, layers, positions, width)
+        # 2. Attention among one layer's tokens: one sequence per layer.
+        x = x + self.attn_tokens.self_attention(
+            self.norm_tokens(x), index.within_layer, (layers, per_layer), index.within_layer_mask
+        )
 
         # 3. Cross-attention from every position to the condition tokens.
-        h = self.norm_cross(x).reshape(batch, layers * positions, width)
-        h = self.attn_cross(h, context=cond, key_mask=cond_mask)
-        x = x + h.view(batch, layers, positions, width)
+        x = x + self.attn_cross.cross_attention(self.norm_cross(x), cond, cond_mask)
 
         # 4. MLP.
         return x + self.mlp(self.norm_mlp(x))
@@ -203,15 +230,19 @@ class ParameterGenerator(ModelMixin, ConfigMixin):
         grid = self.layer_embed + self.token_embed + self.rank_embed + factor[:, :, None, :]
         return grid.expand(batch, -1, -1, -1, -1)  # (batch, layers, tokens, rank, width)
 
-    def _attention_masks(self) -> tuple[torch.Tensor, torch.Tensor]:
-        rank = self.config.rank
-        # Layer axis: the sequence for position (token, rank row) may only attend to layers that have that token.
-        # Shape (positions, 1, 1, layers); repeated over the batch when used.
-        valid_positions = self.valid_mask[:, :, None].expand(-1, -1, rank).reshape(self.layout.num_layers, -1)
-        layer_mask = valid_positions.transpose(0, 1)[:, None, None, :]
-        # Within a layer: keys limited to that layer's real tokens. Shape (layers, 1, 1, positions).
-        token_mask = valid_positions[:, None, None, :]
-        return layer_mask, token_mask
+    def _grid_index(self) -> GridIndex:
+        layers, tokens, rank = self.layout.num_layers, self.layout.tokens_per_layer, self.config.rank
+        per_layer = tokens * rank
+        valid = self.valid_mask[:, :, None].expand(-1, -1, rank).reshape(layers, per_layer)  # (layers, positions)
+        layer_index, position_index = valid.nonzero(as_tuple=True)  # row-major: packed order is (layer, token, rank)
+        return GridIndex(
+            layer_axis=position_index * layers + layer_index,
+            within_layer=layer_index * per_layer + position_index,
+            layer_axis_mask=valid.transpose(0, 1)[:, None, None, :],
+            within_layer_mask=valid[:, None, None, :],
+            layers=layers,
+            positions_per_layer=per_layer,
+        )
 
     def forward_tokens(self, cond: torch.Tensor, cond_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Generate the token grid.
@@ -221,26 +252,29 @@ class ParameterGenerator(ModelMixin, ConfigMixin):
             cond_mask: optional bool (batch, cond), True for real condition tokens.
 
         Returns:
-            Tokens (batch, layers, tokens, rank, token_dim), to be unpacked by `self.layout.detokenize`.
+            Tokens (batch, layers, tokens, rank, token_dim), to be unpacked by `self.layout.detokenize`. Cells that
+            belong to no weight are zero.
         """
         batch = cond.shape[0]
         layers, tokens, rank = self.layout.num_layers, self.layout.tokens_per_layer, self.config.rank
-        width = self.config.width
+        index = self._grid_index()
 
         context = self.cond_proj(cond)  # (batch, cond, width)
         attn_cond_mask = None if cond_mask is None else cond_mask[:, None, None, :]
-        layer_mask, token_mask = self._attention_masks()
-        layer_mask = layer_mask.repeat(batch, 1, 1, 1)  # (batch * positions, 1, 1, layers)
-        token_mask = token_mask.repeat(batch, 1, 1, 1)  # (batch * layers, 1, 1, positions)
 
-        x = self._initial_grid(batch).reshape(batch, layers, tokens * rank, width)
+        grid = self._initial_grid(1).reshape(layers * tokens * rank, -1)
+        x = grid[index.within_layer].expand(batch, -1, -1)  # (batch, real_positions, width)
         for block in self.blocks:
-            x = block(x, context, layer_mask, token_mask, attn_cond_mask)
-        x = self.norm_out(x).view(batch, layers, tokens, rank, width)
+            x = block(x, context, index, attn_cond_mask)
+        x = self.norm_out(x)
 
-        a_values = self.head_a(x) * self.a_scale  # (batch, layers, tokens, rank, token_dim)
-        b_values = self.head_b(x)
-        return torch.where(self.b_mask[None, :, :, None, None], b_values, a_values)
+        is_b = self.b_mask[:, :, None].expand(-1, -1, rank).reshape(-1)[index.within_layer]  # (real_positions,)
+        a_scale = self.a_scale.view(layers, 1).expand(-1, tokens * rank).reshape(-1)[index.within_layer]
+        values = torch.where(is_b[None, :, None], self.head_b(x), self.head_a(x) * a_scale[None, :, None])
+
+        out = values.new_zeros(batch, layers * tokens * rank, self.config.token_dim)
+        out[:, index.within_layer] = values
+        return out.view(batch, layers, tokens, rank, self.config.token_dim)
 
     def forward(self, cond: torch.Tensor, cond_mask: torch.Tensor | None = None) -> GeneratedLora:
         """Generate per-sample LoRA factors for every target layer from condition tokens (batch, cond, cond_dim)."""

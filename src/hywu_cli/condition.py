@@ -1,0 +1,122 @@
+"""The hybrid image-instruction condition that the parameter generator reads.
+
+Instruction tokens come from the frozen sentence encoder all-MiniLM-L6-v2 (a 6-layer BERT, Apache-2.0, shipped
+under `weights/<model>/text_encoder/`). Image tokens come from a small trainable CNN over a 64 x 64 thumbnail.
+Both are projected to `cond_dim` and concatenated:
+
+    condition = [instruction tokens (batch, text_tokens, cond_dim) ; image tokens (batch, 16, cond_dim)]
+
+The sentence embedding (mean of the token states, L2-normalised, as sentence-transformers does for this model)
+also conditions the base editor and drives the out-of-scope check.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+
+logger = logging.getLogger(__name__)
+
+MAX_INSTRUCTION_TOKENS = 32
+
+
+@dataclass
+class EncodedInstructions:
+    """Token states (batch, tokens, 384), their bool mask (batch, tokens), and sentence embeddings (batch, 384)."""
+
+    token_states: torch.Tensor
+    token_mask: torch.Tensor
+    sentence_embeddings: torch.Tensor
+
+    def to(self, device: torch.device | str) -> EncodedInstructions:
+        return EncodedInstructions(self.token_states.to(device), self.token_mask.to(device), self.sentence_embeddings.to(device))
+
+    def index(self, indices: torch.Tensor | list[int]) -> EncodedInstructions:
+        """Return the rows `indices`, e.g. to look up cached phrasings for a training batch."""
+        return EncodedInstructions(self.token_states[indices], self.token_mask[indices], self.sentence_embeddings[indices])
+
+
+class TextEncoder:
+    """The frozen all-MiniLM-L6-v2 encoder, loaded from a local folder only (no hub access)."""
+
+    def __init__(self, folder: str | Path, device: torch.device | str = "cpu") -> None:
+        from transformers import AutoTokenizer, BertModel
+
+        folder = Path(folder)
+        self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        self.model = BertModel.from_pretrained(folder, local_files_only=True, torch_dtype=torch.float32, add_pooling_layer=False)
+        self.model.to(device).eval().requires_grad_(False)
+        self.device = torch.device(device)
+
+    @torch.no_grad()
+    def encode(self, instructions: list[str]) -> EncodedInstructions:
+        """Encode instructions; anything past `MAX_INSTRUCTION_TOKENS` word pieces is cut off."""
+        batch = self.tokenizer(
+            instructions,
+            padding=True,
+            truncation=True,
+            max_length=MAX_INSTRUCTION_TOKENS,
+            return_tensors="pt",
+        ).to(self.device)
+        states = self.model(**batch).last_hidden_state  # (batch, tokens, 384)
+        mask = batch["attention_mask"].bool()
+        weights = mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        return EncodedInstructions(states, mask, F.normalize(pooled, dim=-1))
+
+
+class ConditionEncoder(ModelMixin, ConfigMixin):
+    """Projects instruction token states and encodes a thumbnail into one condition sequence.
+
+    Args:
+        text_dim: width of the instruction token states.
+        cond_dim: width of every condition token.
+        image_size: side of the square thumbnail the image branch sees.
+        image_grid: the image branch yields image_grid x image_grid tokens.
+    """
+
+    config_name = "config.json"
+
+    @register_to_config
+    def __init__(self, text_dim: int = 384, cond_dim: int = 128, image_size: int = 64, image_grid: int = 4) -> None:
+        super().__init__()
+        self.text_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, cond_dim))
+        self.image_net = nn.Sequential(
+            nn.Conv2d(3, 32, 3, stride=2, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(64, cond_dim, 3, stride=2, padding=1),
+            nn.SiLU(),
+            nn.AdaptiveAvgPool2d(image_grid),
+        )
+        self.image_proj = nn.Linear(cond_dim + 6, cond_dim)
+        self.image_pos = nn.Parameter(torch.randn(image_grid * image_grid, cond_dim) * 0.02)
+        self.type_embed = nn.Parameter(torch.randn(2, cond_dim) * 0.02)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Return image tokens (batch, image_grid**2, cond_dim) for images (batch, 3, height, width) in [0, 1]."""
+        size = self.config.image_size
+        thumbnails = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        tokens = self.image_net(thumbnails * 2 - 1).flatten(2).transpose(1, 2)  # (batch, grid**2, cond_dim)
+        # Global colour statistics give every image token the photo's overall exposure and cast.
+        stats = torch.cat([thumbnails.mean(dim=(2, 3)), thumbnails.std(dim=(2, 3))], dim=1)
+        stats = stats[:, None, :].expand(-1, tokens.shape[1], -1)
+        return self.image_proj(torch.cat([tokens, stats], dim=-1)) + self.image_pos + self.type_embed[1]
+
+    def forward(self, images: torch.Tensor, instructions: EncodedInstructions) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the condition (batch, text_tokens + image_tokens, cond_dim) and its bool mask."""
+        text_tokens = self.text_proj(instructions.token_states) + self.type_embed[0]
+        image_tokens = self.encode_image(images)
+        image_mask = torch.ones(image_tokens.shape[:2], dtype=torch.bool, device=image_tokens.device)
+        condition = torch.cat([text_tokens, image_tokens], dim=1)
+        mask = torch.cat([instructions.token_mask, image_mask], dim=1)
+        return condition, mask

@@ -1,0 +1,191 @@
+"""Resolution-independent image primitives shared by the edit catalogue and the base editor.
+
+Images are float tensors (batch, 3, height, width) in [0, 1], sRGB-encoded. Every spatial size is given relative to
+the shorter image side, so the same call on a thumbnail and on a 12-megapixel photo gives the same look. The
+seeded overlays (snow, rain, grain) are drawn at the full resolution asked for; the same seed and size always give
+the same pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601
+
+# Relative Gaussian sigmas of the two blur features the base editor mixes, and of the edge detector.
+SMALL_BLUR_SIGMA = 0.003
+LARGE_BLUR_SIGMA = 0.009
+EDGE_BLUR_SIGMA = 0.0025
+EDGE_GAIN = 8.0
+POSTERIZE_LEVELS = 6
+
+# Colours that the snow and rain overlays blend towards.
+SNOW_COLOUR = (0.97, 0.97, 0.97)
+RAIN_COLOUR = (0.82, 0.84, 0.88)
+
+
+def luma(image: torch.Tensor) -> torch.Tensor:
+    """Return BT.601 luma, (batch, 1, height, width)."""
+    r, g, b = image.unbind(1)
+    return (LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b).unsqueeze(1)
+
+
+def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    radius = max(1, math.ceil(3.0 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    return (kernel / kernel.sum()).to(dtype)
+
+
+def _separable_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    channels = image.shape[1]
+    kernel = _gaussian_kernel(sigma, image.dtype, image.device)
+    radius = kernel.numel() // 2
+    # Reflect padding needs a pad smaller than the side; very small images fall back to replicate.
+    mode = "reflect" if min(image.shape[-2:]) > radius else "replicate"
+    horizontal = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    image = F.conv2d(F.pad(image, (radius, radius, 0, 0), mode=mode), horizontal, groups=channels)
+    return F.conv2d(F.pad(image, (0, 0, radius, radius), mode=mode), vertical, groups=channels)
+
+
+def gaussian_blur(image: torch.Tensor, relative_sigma: float) -> torch.Tensor:
+    """Blur with a Gaussian whose sigma is `relative_sigma` times the shorter side.
+
+    Large sigmas are computed on an area-downsampled copy (factor sigma / 2) and upsampled bilinearly, which keeps
+    the cost nearly independent of the sigma at 12+ megapixels.
+    """
+    height, width = image.shape[-2:]
+    sigma = relative_sigma * min(height, width)
+    if sigma < 0.3:
+        return image
+    factor = max(1, int(sigma // 2))
+    if factor == 1:
+        return _separable_blur(image, sigma)
+    small_size = (max(1, math.ceil(height / factor)), max(1, math.ceil(width / factor)))
+    small = F.interpolate(image, size=small_size, mode="area")
+    small = _separable_blur(small, sigma / factor)
+    return F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
+
+
+def posterize(image: torch.Tensor, levels: int = POSTERIZE_LEVELS) -> torch.Tensor:
+    """Return the flat colour areas of a cartoon: a lightly blurred copy whose luma is quantized to `levels` steps.
+
+    Scaling all three channels by quantized luma / luma keeps each pixel's hue, where quantizing the channels one
+    by one would break skin and sky into false colours.
+    """
+    smooth = gaussian_blur(image, SMALL_BLUR_SIGMA).clamp(0, 1)
+    y = luma(smooth)
+    steps = (torch.floor(y * levels) + 0.5) / levels
+    return (smooth * steps / y.clamp_min(1e-3)).clamp(0, 1)
+
+
+def edge_magnitude(image: torch.Tensor) -> torch.Tensor:
+    """Return an ink-line map in [0, 1], (batch, 1, height, width): the scaled difference of luma and its blur."""
+    y = luma(image)
+    return ((y - gaussian_blur(y, EDGE_BLUR_SIGMA)).abs() * EDGE_GAIN).clamp(0, 1)
+
+
+def normalized_coordinates(height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Return (1, 3, height, width) channels: x and y in [0, 1], and the squared radius from the centre in [0, 1]."""
+    ys = (torch.arange(height, device=device, dtype=dtype) + 0.5) / height
+    xs = (torch.arange(width, device=device, dtype=dtype) + 0.5) / width
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    radius2 = ((grid_x - 0.5) ** 2 + (grid_y - 0.5) ** 2) * 2.0
+    return torch.stack([grid_x, grid_y, radius2]).unsqueeze(0)
+
+
+def _generators(seeds: list[int], salt: int) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed((int(seed) * 1_000_003 + salt) % (2**63)) for seed in seeds]
+
+
+def _cell_grid(height: int, width: int, cell: float) -> tuple[int, int]:
+    return max(1, math.ceil(height / cell)), max(1, math.ceil(width / cell))
+
+
+def snow_layer(seeds: list[int], height: int, width: int) -> torch.Tensor:
+    """Draw falling snow as an alpha map (batch, 1, height, width) in [0, 1], one flake field per seed.
+
+    Three depth layers (far, middle, near) place flakes on a grid whose cell is the flake size, soften them with a
+    small blur and upsample them bilinearly to full resolution, so flakes stay round and sharp-edged at any size.
+    """
+    short = min(height, width)
+    layers = ((0.003, 0.012, 0.5), (0.006, 0.008, 0.8), (0.011, 0.004, 0.95))  # (flake size, density, opacity)
+    maps = []
+    for generator in _generators(seeds, salt=11):
+        alpha = torch.zeros(1, 1, height, width)
+        for size, density, opacity in layers:
+            cell = max(1.0, size * short)
+            grid = _cell_grid(height, width, cell)
+            points = (torch.rand(grid, generator=generator) < density).float()
+            points = points * (0.6 + 0.4 * torch.rand(grid, generator=generator))
+            blobs = _separable_blur(points[None, None], 0.7) * 4.0
+            alpha = alpha + opacity * F.interpolate(blobs, size=(height, width), mode="bilinear", align_corners=False)
+        maps.append(alpha.clamp(0, 1))
+    return torch.cat(maps)
+
+
+def rain_layer(seeds: list[int], height: int, width: int) -> torch.Tensor:
+    """Draw slanted rain streaks as an alpha map (batch, 1, height, width) in [0, 1].
+
+    Drops are placed on a grid of cells about 0.15% of the shorter side and smeared along a line about 12 degrees
+    from vertical by summing shifted copies (streaks that leave one edge re-enter at the other).
+    """
+    short = min(height, width)
+    cell = max(1.0, 0.0015 * short)
+    grid = _cell_grid(height, width, cell)
+    length = max(3, round(0.045 * short / cell))
+    slope = math.tan(math.radians(12))
+
+    maps = []
+    for generator in _generators(seeds, salt=23):
+        points = (torch.rand(grid, generator=generator) < 0.004).float()
+        points = points * (0.5 + 0.5 * torch.rand(grid, generator=generator))
+        streaks = torch.zeros_like(points)
+        for step in range(length):
+            streaks += torch.roll(points, shifts=(step, round(step * slope)), dims=(0, 1))
+        streaks = streaks * (2.5 / length) * 4
+        maps.append(F.interpolate(streaks[None, None], size=(height, width), mode="bilinear", align_corners=False))
+    return torch.cat(maps).clamp(0, 1)
+
+
+def grain_layer(seeds: list[int], height: int, width: int) -> torch.Tensor:
+    """Draw monochrome film grain, (batch, 1, height, width), zero mean and unit standard deviation.
+
+    Grains are about 0.08% of the shorter side, so grain stays visible after a 12-megapixel photo is downscaled.
+    """
+    cell = max(1.0, 0.0008 * min(height, width))
+    grid = _cell_grid(height, width, cell)
+    maps = []
+    for generator in _generators(seeds, salt=37):
+        noise = torch.randn((1, 1, *grid), generator=generator)
+        if cell > 1:
+            noise = F.interpolate(noise, size=(height, width), mode="bilinear", align_corners=False)
+            noise = noise / noise.std().clamp_min(1e-6)
+        maps.append(noise)
+    return torch.cat(maps)
+
+
+def apply_color_lut(image: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
+    """Map every pixel through a 3D colour lookup table with trilinear interpolation.
+
+    Args:
+        image: (batch, 3, height, width) in [0, 1].
+        lut: (batch, 3, nodes, nodes, nodes) output colours, indexed [blue, green, red] along the three node axes.
+    """
+    batch, _, height, width = image.shape
+    # grid_sample reads the last grid coordinate as the input's depth axis: (x, y, z) = (red, green, blue).
+    coords = image.clamp(0, 1).permute(0, 2, 3, 1).reshape(batch, 1, height, width, 3) * 2 - 1
+    out = F.grid_sample(lut, coords, mode="bilinear", padding_mode="border", align_corners=True)
+    return out.view(batch, 3, height, width)
+
+
+def identity_lut(nodes: int, dtype=torch.float32) -> torch.Tensor:
+    """Return the (3, nodes, nodes, nodes) table that maps every colour to itself."""
+    axis = torch.linspace(0, 1, nodes, dtype=dtype)
+    blue, green, red = torch.meshgrid(axis, axis, axis, indexing="ij")
+    return torch.stack([red, green, blue])
