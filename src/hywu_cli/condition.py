@@ -49,7 +49,11 @@ class TextEncoder:
 
     def __init__(self, folder: str | Path, device: torch.device | str = "cpu") -> None:
         from transformers import AutoTokenizer, BertModel
+        from transformers.utils import logging as transformers_logging
 
+        # Load reports and progress bars are for library developers, not for people editing photos.
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
         folder = Path(folder)
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         self.model = BertModel.from_pretrained(folder, local_files_only=True, torch_dtype=torch.float32, add_pooling_layer=False)

@@ -45,6 +45,9 @@ LORA_TARGET_PATTERNS = [
     r"spatial_out",
 ]
 
+# Levels per axis of the dense lookup table used when rendering without gradients.
+LUT_TABLE_LEVELS = 128
+
 # Filters below this weight are skipped when rendering, which saves most of the full-resolution cost.
 _SKIP_WEIGHT = 1e-3
 
@@ -169,7 +172,8 @@ class LiteEditor(ModelMixin, ConfigMixin):
             mixed = mixed + per_sample(posterize) * (ops.posterize(images) - images)
 
         # 2. Global colour and tone through the lookup table.
-        out = ops.apply_color_lut(mixed, operators.lut)
+        table_levels = None if torch.is_grad_enabled() else LUT_TABLE_LEVELS
+        out = ops.apply_color_lut(mixed, operators.lut, table_levels)
 
         # 3. Spatial gain and offset, upsampled from the 16 x 16 map.
         spatial = F.interpolate(operators.spatial, size=(height, width), mode="bilinear", align_corners=False)

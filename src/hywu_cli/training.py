@@ -50,7 +50,8 @@ class TrainConfig:
     work: Path = Path("runs/hywu-lite")
     base_steps: int = 1500
     generator_steps: int = 4000
-    batch_size: int = 16
+    batch_size: int = 8
+    base_batch_size: int = 16
     crop_size: int = 192
     base_lr: float = 2e-3
     generator_lr: float = 4e-4
@@ -93,7 +94,8 @@ def package_text_encoder(destination: Path) -> None:
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         shutil.copy2(source / name, destination / name)
     weights = load_file(str(source / "model.safetensors"))
-    weights = {key: value.half().contiguous() for key, value in weights.items()}
+    # The pooler is unused: sentence embeddings are mean-pooled token states.
+    weights = {key: value.half().contiguous() for key, value in weights.items() if not key.startswith("pooler.")}
     save_file(weights, str(destination / "model.safetensors"), metadata={"format": "pt"})
 
     apache = Path("/usr/share/common-licenses/Apache-2.0")
@@ -169,8 +171,8 @@ class TrainingContext:
         self.encodings = encode_phrasings(self.text_encoder, self.table.texts)
         self.device = self.accelerator.device
 
-    def batch(self, families: list[str]):
-        batch = sample_batch(self.bank, self.table, families, self.config.batch_size, self.config.crop_size, self.rng)
+    def batch(self, families: list[str], batch_size: int):
+        batch = sample_batch(self.bank, self.table, families, batch_size, self.config.crop_size, self.rng)
         text = self.encodings.index(batch.phrasing_ids).to(self.device)
         return batch, batch.images.to(self.device), batch.targets.to(self.device), text
 
@@ -198,7 +200,7 @@ def train_base(context: TrainingContext) -> Path:
     for step in range(start, config.base_steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config.base_steps, config.base_lr, config.warmup_steps)
-        batch, images, targets, text = context.batch(list(PRETRAINING_FAMILIES))
+        batch, images, targets, text = context.batch(list(PRETRAINING_FAMILIES), config.base_batch_size)
         output = editor(images, text.sentence_embeddings, batch.seeds)
         loss = editing_loss(output, targets)
         optimizer.zero_grad(set_to_none=True)
@@ -260,7 +262,7 @@ def train_generator(context: TrainingContext, editor_dir: Path) -> None:
     for step in range(start, config.generator_steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config.generator_steps, config.generator_lr, config.warmup_steps)
-        batch, images, targets, text = context.batch(families)
+        batch, images, targets, text = context.batch(families, config.batch_size)
 
         cond, cond_mask = condition_encoder(images, text)
         lora = generator(cond, cond_mask)
@@ -323,7 +325,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--extra-photos", type=Path, action="append", default=[], help="a folder of your own photos (repeatable)")
     parser.add_argument("--out", type=Path, default=defaults.out, help="model folder to write")
     parser.add_argument("--work", type=Path, default=defaults.work, help="checkpoints and logs")
-    for name in ("base_steps", "generator_steps", "batch_size", "crop_size", "checkpoint_every", "seed"):
+    for name in ("base_steps", "generator_steps", "batch_size", "base_batch_size", "crop_size", "checkpoint_every", "seed"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     args = parser.parse_args(argv)
     return TrainConfig(**{key: value for key, value in vars(args).items()})

@@ -1,0 +1,169 @@
+"""Quality metrics against the procedural ground truth, on held-out photos and phrasings.
+
+For deterministic families the score is PSNR (and SSIM) of the edited photo against the catalogue's ground truth.
+Stochastic families (snowy, rainy, film_grain) draw seeded overlays. The editor draws them with the same seed, so
+plain PSNR would reward that shared randomness. Their fair metric therefore has two parts:
+- `lowpass_psnr`: PSNR after a Gaussian blur (sigma 1% of the shorter side) of both images, which removes flakes,
+  streaks and grain and compares the grade underneath;
+- `texture_ratio`: the standard deviation of the high-pass residual (image minus that blur) of the output divided
+  by that of the ground truth; 1.0 means as much overlay texture as asked for, 0 means none.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from hywu_cli import ops
+from hywu_cli.dataset import load_rgb
+from hywu_cli.edits import EDIT_FAMILIES, GRADE_STRENGTH, apply_edit
+from hywu_cli.phrasings import FAMILY_PHRASINGS
+
+
+logger = logging.getLogger(__name__)
+
+LOWPASS_SIGMA = 0.01
+EVAL_SHORT_SIDE = 384
+
+# edit_function(image (1, 3, h, w), instruction, seed) -> edited image (1, 3, h, w)
+EditFunction = Callable[[torch.Tensor, str, int], torch.Tensor]
+
+
+def psnr(output: torch.Tensor, target: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB for images in [0, 1]; capped at 100 dB for identical images."""
+    mse = F.mse_loss(output.float(), target.float()).item()
+    return 100.0 if mse < 1e-10 else 10 * math.log10(1.0 / mse)
+
+
+def ssim(output: torch.Tensor, target: torch.Tensor) -> float:
+    """Structural similarity on luma with an 11-tap Gaussian window (sigma 1.5), as in Wang et al. 2004."""
+    x, y = ops.luma(output.float()), ops.luma(target.float())
+    offsets = torch.arange(11, dtype=torch.float32) - 5
+    kernel = torch.exp(-0.5 * (offsets / 1.5) ** 2)
+    kernel = kernel / kernel.sum()
+    window = (kernel[:, None] * kernel[None, :]).view(1, 1, 11, 11)
+
+    def blur(image: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(image, window)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    value = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return value.mean().item()
+
+
+def overlay_metrics(output: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
+    """Return (lowpass_psnr, texture_ratio) for a stochastic family; see the module docstring."""
+    output_low = ops.gaussian_blur(output.float(), LOWPASS_SIGMA)
+    target_low = ops.gaussian_blur(target.float(), LOWPASS_SIGMA)
+    target_texture = (target.float() - target_low).std().item()
+    output_texture = (output.float() - output_low).std().item()
+    return psnr(output_low, target_low), output_texture / max(target_texture, 1e-6)
+
+
+@dataclass
+class FamilyScore:
+    """Mean metrics of one family over photos x phrasings."""
+
+    family: str
+    psnr: float
+    ssim: float
+    samples: int
+    lowpass_psnr: float | None = None
+    texture_ratio: float | None = None
+
+
+@dataclass
+class EvaluationResult:
+    """Per-family scores and their mean."""
+
+    families: dict[str, FamilyScore] = field(default_factory=dict)
+
+    @property
+    def mean_psnr(self) -> float:
+        return sum(score.psnr for score in self.families.values()) / max(1, len(self.families))
+
+    def to_dict(self) -> dict:
+        return {
+            "mean_psnr": round(self.mean_psnr, 3),
+            "families": {
+                name: {key: (round(value, 4) if isinstance(value, float) else value) for key, value in vars(score).items()}
+                for name, score in self.families.items()
+            },
+        }
+
+
+def load_photos(paths: list[Path], short_side: int = EVAL_SHORT_SIDE) -> list[torch.Tensor]:
+    """Load evaluation photos as float (1, 3, height, width) with the given shorter side."""
+    return [load_rgb(path, short_side).float().div(255).unsqueeze(0) for path in paths]
+
+
+def evaluate(
+    edit_function: EditFunction,
+    photos: list[torch.Tensor],
+    families: list[str] | None = None,
+    split: str = "eval",
+    max_phrasings: int | None = None,
+) -> EvaluationResult:
+    """Score `edit_function` on every photo x phrasing of each family against the ground truth.
+
+    Args:
+        edit_function: edits one image for one instruction and seed.
+        photos: float images (1, 3, height, width).
+        families: families to score, all by default.
+        split: "eval" for held-out phrasings, "train" for the training phrasings.
+        max_phrasings: use only the first N phrasings of each family (for quick checks).
+    """
+    result = EvaluationResult()
+    for family in families or list(EDIT_FAMILIES):
+        phrasings = getattr(FAMILY_PHRASINGS[family], split)[:max_phrasings]
+        stochastic = EDIT_FAMILIES[family].stochastic
+        values: dict[str, list[float]] = {"psnr": [], "ssim": [], "lowpass_psnr": [], "texture_ratio": []}
+        for photo_index, photo in enumerate(photos):
+            for phrasing_index, phrasing in enumerate(phrasings):
+                seed = 1000 * photo_index + phrasing_index
+                target = apply_edit(family, photo, GRADE_STRENGTH[phrasing.grade], [seed])
+                output = edit_function(photo, phrasing.text, seed)
+                values["psnr"].append(psnr(output, target))
+                values["ssim"].append(ssim(output, target))
+                if stochastic:
+                    low, texture = overlay_metrics(output, target)
+                    values["lowpass_psnr"].append(low)
+                    values["texture_ratio"].append(texture)
+
+        def mean(key: str) -> float | None:
+            return sum(values[key]) / len(values[key]) if values[key] else None
+
+        result.families[family] = FamilyScore(
+            family, mean("psnr"), mean("ssim"), len(values["psnr"]), mean("lowpass_psnr"), mean("texture_ratio")
+        )
+        logger.info("%s: PSNR %.2f dB over %d samples", family, result.families[family].psnr, len(values["psnr"]))
+    return result
+
+
+def markdown_table(results: dict[str, EvaluationResult]) -> str:
+    """Format one or more named results as a Markdown table with one PSNR / SSIM column pair per result."""
+    names = list(results)
+    header = "| family | " + " | ".join(f"{name} PSNR | {name} SSIM" for name in names) + " | overlay (low-pass PSNR, texture) |"
+    lines = [header, "|" + "---|" * (2 + 2 * len(names))]
+    families = list(next(iter(results.values())).families)
+    for family in families:
+        cells = []
+        for name in names:
+            score = results[name].families[family]
+            cells.append(f"{score.psnr:.2f} | {score.ssim:.3f}")
+        last = results[names[-1]].families[family]
+        overlay = f"{last.lowpass_psnr:.2f} dB, {last.texture_ratio:.2f}" if last.lowpass_psnr is not None else ""
+        lines.append(f"| {family} | " + " | ".join(cells) + f" | {overlay} |")
+    means = " | ".join(f"**{results[name].mean_psnr:.2f}** | " for name in names)
+    lines.append(f"| **mean** | {means} |")
+    return "\n".join(lines)

@@ -1,0 +1,236 @@
+"""The editing pipeline: instruction + photo -> generated LoRA -> frozen base editor -> edited photo.
+
+    from hywu_cli import load_pipeline
+    pipe = load_pipeline("hywu-lite")
+    edited = pipe.edit(image, "make it snowy")
+
+A model folder holds `manifest.json` (files with sha256, component folders, LoRA target patterns, the out-of-scope
+threshold), `editor/`, `generator/`, `condition_encoder/` (diffusers `ModelMixin` folders), `text_encoder/` (a
+transformers BERT folder) and `scope.safetensors` (sentence embeddings of the training phrasings).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from hywu_cli.condition import ConditionEncoder, EncodedInstructions, TextEncoder
+from hywu_cli.editor import LiteEditor
+from hywu_cli.errors import HywuError, HywuWarning, ModelFilesError
+from hywu_cli.generator import GeneratedLora, ParameterGenerator
+from hywu_cli.injection import apply_generated_lora, inject_generated_lora, save_peft_adapter
+from hywu_cli.models import check_model_dir, check_safetensors_file, load_manifest, resolve_model_dir
+from hywu_cli.phrasings import FAMILY_PHRASINGS
+
+
+logger = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class ScopeReport:
+    """How close an instruction is to the edits the model learned.
+
+    `score` is the highest cosine similarity between the instruction's sentence embedding and any training
+    phrasing; `closest` lists up to three family titles with their best similarity.
+    """
+
+    in_scope: bool
+    score: float
+    threshold: float
+    closest: list[tuple[str, float]]
+
+
+def select_device(requested: str = "auto") -> str:
+    """Resolve `auto` to cuda, then mps, then cpu; reject devices this machine does not have."""
+    if requested not in DEVICES:
+        raise HywuError(f"invalid device {requested!r}; expected one of {', '.join(DEVICES)}")
+    mps_available = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if mps_available else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise HywuError("device cuda was requested but no CUDA GPU is available; use --device cpu or auto")
+    if requested == "mps" and not mps_available:
+        raise HywuError("device mps was requested but Metal is not available; use --device cpu or auto")
+    return requested
+
+
+def select_dtype(requested: str, device: str) -> str:
+    """Resolve `auto` (float16 on cuda, float32 elsewhere); half types on CPU fall back to float32 with a warning."""
+    if requested == "auto":
+        return "float16" if device == "cuda" else "float32"
+    if requested not in DTYPES:
+        raise HywuError(f"invalid dtype {requested!r}; expected auto, {', '.join(DTYPES)}")
+    if device == "cpu" and requested != "float32":
+        warnings.warn(f"{requested} is slow or unsupported on CPU; using float32 instead", HywuWarning, stacklevel=2)
+        return "float32"
+    return requested
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """Convert an RGB PIL image to float (1, 3, height, width) in [0, 1]."""
+    array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255)
+
+
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
+    """Convert (3, height, width) or (1, 3, height, width) in [0, 1] to an RGB PIL image, rounding to 8 bits."""
+    if image.ndim == 4:
+        image = image[0]
+    array = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array, mode="RGB")
+
+
+class HywuPipeline:
+    """Loads a model folder once and edits photos with instance-specific generated LoRA updates."""
+
+    def __init__(self, model_dir: Path, device: str = "cpu", dtype: str = "float32") -> None:
+        self.model_dir = Path(model_dir)
+        self.manifest = load_manifest(self.model_dir)
+        self.model_name = str(self.manifest.get("name", self.model_dir.name))
+        self.version = str(self.manifest.get("version", "unknown"))
+        self.device = device
+        self.dtype = dtype
+        self._check_files()
+
+        components = self.manifest["components"]
+        torch_dtype = DTYPES[dtype]
+        self.text_encoder = TextEncoder(self.model_dir / components["text_encoder"], device=device)
+        self.editor = LiteEditor.from_pretrained(self.model_dir / components["editor"], torch_dtype=torch_dtype)
+        inject_generated_lora(self.editor, list(components["lora_target_patterns"]))
+        self.condition_encoder = ConditionEncoder.from_pretrained(
+            self.model_dir / components["condition_encoder"], torch_dtype=torch_dtype
+        )
+        self.generator = ParameterGenerator.from_pretrained(self.model_dir / components["generator"], torch_dtype=torch_dtype)
+        for module in (self.editor, self.condition_encoder, self.generator):
+            module.to(device).eval().requires_grad_(False)
+
+        scope = components.get("scope")
+        self._scope_embeddings = None
+        if scope:
+            from safetensors.torch import load_file
+
+            tensors = load_file(str(self.model_dir / scope["file"]))
+            self._scope_embeddings = tensors["embeddings"].float()
+            self._scope_families = [list(FAMILY_PHRASINGS)[int(i)] for i in tensors["family_index"].tolist()]
+            self.scope_threshold = float(scope["threshold"])
+
+    def _check_files(self) -> None:
+        check_model_dir(self.model_dir, check_hashes=False, name=self.model_name)
+        for path in sorted(self.model_dir.rglob("*.safetensors")):
+            check_safetensors_file(path, model_name=self.model_name)
+
+    # -- conditioning ------------------------------------------------------------------------------------------
+
+    def encode_instructions(self, instructions: list[str]) -> EncodedInstructions:
+        cleaned = [" ".join(text.split()) for text in instructions]
+        if any(not text for text in cleaned):
+            raise HywuError("instruction is empty; describe the edit, e.g. \"make it snowy\"")
+        return self.text_encoder.encode(cleaned)
+
+    @torch.no_grad()
+    def generate_lora(self, thumbnails: torch.Tensor, encoded: EncodedInstructions) -> GeneratedLora:
+        """Generate per-sample LoRA factors from thumbnails (batch, 3, size, size) and encoded instructions."""
+        dtype = DTYPES[self.dtype]
+        encoded = EncodedInstructions(
+            encoded.token_states.to(dtype), encoded.token_mask, encoded.sentence_embeddings.to(dtype)
+        )
+        cond, cond_mask = self.condition_encoder(thumbnails.to(dtype), encoded)
+        return self.generator(cond, cond_mask)
+
+    def check_scope(self, instruction: str) -> ScopeReport:
+        """Compare an instruction with the training phrasings; see `ScopeReport`."""
+        if self._scope_embeddings is None:
+            return ScopeReport(True, 1.0, 0.0, [])
+        embedding = self.encode_instructions([instruction]).sentence_embeddings.float().cpu()[0]
+        similarity = self._scope_embeddings @ embedding  # (phrasings,)
+        best: dict[str, float] = {}
+        for family, value in zip(self._scope_families, similarity.tolist()):
+            best[family] = max(best.get(family, -1.0), value)
+        ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)[:3]
+        closest = [(FAMILY_PHRASINGS[family].title, round(value, 3)) for family, value in ranked]
+        score = ranked[0][1]
+        return ScopeReport(score >= self.scope_threshold, score, self.scope_threshold, closest)
+
+    # -- editing -----------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def edit_tensors(
+        self,
+        images: list[torch.Tensor],
+        instructions: list[str],
+        *,
+        strength: float = 1.0,
+        seeds: list[int] | None = None,
+        use_lora: bool = True,
+    ) -> list[torch.Tensor]:
+        """Edit float images, each (1, 3, height, width) in [0, 1] and of any size; returns tensors on the CPU.
+
+        `strength` scales the generated update (0 runs the bare base editor); `use_lora=False` skips the generator.
+        """
+        if len(images) != len(instructions):
+            raise HywuError(f"got {len(images)} images but {len(instructions)} instructions")
+        seeds = list(seeds) if seeds is not None else [0] * len(images)
+        dtype = DTYPES[self.dtype]
+
+        # 1. Encode the instructions.
+        encoded = self.encode_instructions(instructions)
+
+        # 2. Make the thumbnails that the generator and the editor look at.
+        full = [image.to(self.device, dtype) for image in images]
+        thumbnails = torch.cat([self.editor.make_thumbnail(image) for image in full])
+
+        # 3. Generate this batch's LoRA updates.
+        lora = self.generate_lora(thumbnails, encoded).scaled(strength) if use_lora else None
+
+        # 4. Predict operators with the updates injected, then render each photo at its own size.
+        with apply_generated_lora(self.editor, lora):
+            operators = self.editor.predict_operators(thumbnails, encoded.sentence_embeddings.to(dtype))
+        outputs = []
+        for index, image in enumerate(full):
+            single = type(operators)(
+                operators.lut[index : index + 1], operators.spatial[index : index + 1], operators.scalars[index : index + 1]
+            )
+            outputs.append(self.editor.render(image, single, [seeds[index]]).float().cpu())
+        return outputs
+
+    def edit_batch(
+        self, images: list[Image.Image], instructions: list[str], *, strength: float = 1.0, seeds: list[int] | None = None
+    ) -> list[Image.Image]:
+        """Edit PIL images; each result has the size of its input."""
+        tensors = self.edit_tensors([pil_to_tensor(image) for image in images], instructions, strength=strength, seeds=seeds)
+        return [tensor_to_pil(tensor) for tensor in tensors]
+
+    def edit(self, image: Image.Image, instruction: str, *, strength: float = 1.0, seed: int = 0) -> Image.Image:
+        """Edit one PIL image as `instruction` asks; the result has the input's size."""
+        return self.edit_batch([image], [instruction], strength=strength, seeds=[seed])[0]
+
+    def save_lora(self, image: Image.Image, instruction: str, directory: str | Path, *, strength: float = 1.0) -> Path:
+        """Write the LoRA update generated for (image, instruction) as a PEFT adapter for the bare editor."""
+        encoded = self.encode_instructions([instruction])
+        thumbnail = self.editor.make_thumbnail(pil_to_tensor(image).to(self.device, DTYPES[self.dtype]))
+        lora = self.generate_lora(thumbnail, encoded).scaled(strength)
+        return save_peft_adapter(self.editor, lora, directory)
+
+
+def load_pipeline(model: str | Path = "hywu-lite", device: str = "auto", dtype: str = "auto") -> HywuPipeline:
+    """Find a model by name or path, check its files and load it on `device` in `dtype`."""
+    model_dir = resolve_model_dir(model)
+    resolved_device = select_device(device)
+    resolved_dtype = select_dtype(dtype, resolved_device)
+    try:
+        return HywuPipeline(model_dir, resolved_device, resolved_dtype)
+    except (OSError, KeyError, ValueError) as error:
+        raise ModelFilesError(
+            f"failed to load model from {model_dir}: {error}; run `hywu download-weights {Path(model_dir).name}`"
+        ) from error
