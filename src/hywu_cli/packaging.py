@@ -8,22 +8,32 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from hywu_cli import __version__
 from hywu_cli.condition import TextEncoder
 from hywu_cli.editor import LORA_TARGET_PATTERNS
 from hywu_cli.models import build_manifest
-from hywu_cli.phrasings import FAMILY_PHRASINGS, OUT_OF_SCOPE_CALIBRATION, OUT_OF_SCOPE_TEST, eval_phrasings, training_phrasings
+from hywu_cli.phrasings import (
+    FAMILY_PHRASINGS,
+    OUT_OF_SCOPE_CALIBRATION,
+    OUT_OF_SCOPE_TEST,
+    OUT_OF_SCOPE_TRAIN,
+    eval_phrasings,
+    training_phrasings,
+)
 
 
 logger = logging.getLogger(__name__)
 
-# The lowest share of held-out in-scope phrasings that must pass the out-of-scope check.
-MIN_IN_SCOPE_PASS_RATE = 0.95
+# Share of `OUT_OF_SCOPE_CALIBRATION` that the out-of-scope check must flag; the threshold is the lowest logit
+# that reaches it, so that as many in-scope phrasings as possible still pass.
+CALIBRATION_FLAG_RATE = 0.95
 
 LICENCES = {
     "editor": "Apache-2.0; trained by the hywu authors on the photos listed in README.md",
@@ -33,38 +43,62 @@ LICENCES = {
 }
 
 
-def _best_similarity(embeddings: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    return (embeddings @ reference.T).max(dim=1).values
+def fit_scope_classifier(
+    positives: torch.Tensor, negatives: torch.Tensor, weight_decay: float = 1e-4, steps: int = 600
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fit a logistic regression on sentence embeddings (in scope = 1); returns weight (dim,) and bias (1,).
+
+    Full-batch Adam from zeros, so the result is deterministic. Classes are weighted to count equally.
+    """
+    features = torch.cat([positives, negatives]).float()
+    labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
+    sample_weight = torch.where(labels > 0, len(negatives) / len(positives), 1.0)
+    weight = torch.zeros(features.shape[1], requires_grad=True)
+    bias = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.Adam([weight, bias], lr=0.05)
+    for _ in range(steps):
+        logits = features @ weight + bias
+        loss = F.binary_cross_entropy_with_logits(logits, labels, weight=sample_weight) + weight_decay * weight.square().sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return weight.detach(), bias.detach()
 
 
 def calibrate_scope(text_encoder: TextEncoder, out: Path) -> dict:
-    """Write scope.safetensors and pick the similarity threshold of the out-of-scope check.
+    """Train the out-of-scope classifier, pick its threshold and write scope.safetensors.
 
-    The threshold is the highest value at which at least `MIN_IN_SCOPE_PASS_RATE` of the held-out phrasings still
-    pass, checked against `OUT_OF_SCOPE_CALIBRATION`. The reported rates use the held-out phrasings and the
-    separate `OUT_OF_SCOPE_TEST` list.
+    The classifier separates training phrasings from `OUT_OF_SCOPE_TRAIN`. Its threshold is the lowest logit at
+    which `CALIBRATION_FLAG_RATE` of `OUT_OF_SCOPE_CALIBRATION` is flagged. The reported rates come from lists used
+    for neither: the held-out evaluation phrasings and `OUT_OF_SCOPE_TEST`.
     """
     from safetensors.torch import save_file
 
+    def embed(texts) -> torch.Tensor:
+        return text_encoder.encode(list(texts)).sentence_embeddings.float()
+
     families = list(FAMILY_PHRASINGS)
     train = training_phrasings()
-    reference = text_encoder.encode([p.text for _, p in train]).sentence_embeddings.float()
+    reference = embed(p.text for _, p in train)
+    weight, bias = fit_scope_classifier(reference, embed(OUT_OF_SCOPE_TRAIN))
+
+    def logits(texts) -> torch.Tensor:
+        return embed(texts) @ weight + bias
+
+    calibration = torch.sort(logits(OUT_OF_SCOPE_CALIBRATION)).values
+    index = min(len(calibration) - 1, math.ceil(CALIBRATION_FLAG_RATE * len(calibration)) - 1)
+    threshold = float(calibration[index]) + 1e-4  # flagged means logit < threshold
+
+    held_out = logits(p.text for _, p in eval_phrasings())
+    test = logits(OUT_OF_SCOPE_TEST)
     family_index = torch.tensor([families.index(family) for family, _ in train], dtype=torch.int32)
-    save_file({"embeddings": reference.contiguous(), "family_index": family_index}, str(out / "scope.safetensors"))
-
-    held_out = _best_similarity(text_encoder.encode([p.text for _, p in eval_phrasings()]).sentence_embeddings, reference)
-    calibration = _best_similarity(text_encoder.encode(list(OUT_OF_SCOPE_CALIBRATION)).sentence_embeddings, reference)
-    test = _best_similarity(text_encoder.encode(list(OUT_OF_SCOPE_TEST)).sentence_embeddings, reference)
-
-    # Highest threshold that keeps the in-scope pass rate; ties and rounding go to the in-scope side.
-    sorted_scores = torch.sort(held_out).values
-    allowed_failures = int((1 - MIN_IN_SCOPE_PASS_RATE) * len(sorted_scores))
-    threshold = float(sorted_scores[allowed_failures]) - 1e-4
+    tensors = {"embeddings": reference.contiguous(), "family_index": family_index, "weight": weight, "bias": bias}
+    save_file(tensors, str(out / "scope.safetensors"))
     report = {
         "threshold": round(threshold, 4),
-        "in_scope_pass_rate": float((held_out >= threshold).float().mean()),
-        "out_of_scope_calibration_flag_rate": float((calibration < threshold).float().mean()),
-        "out_of_scope_test_flag_rate": float((test < threshold).float().mean()),
+        "in_scope_pass_rate": round(float((held_out >= threshold).float().mean()), 4),
+        "out_of_scope_calibration_flag_rate": round(float((calibration < threshold).float().mean()), 4),
+        "out_of_scope_test_flag_rate": round(float((test < threshold).float().mean()), 4),
         "held_out_phrasings": len(held_out),
         "out_of_scope_test_instructions": len(test),
     }

@@ -39,8 +39,9 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 class ScopeReport:
     """How close an instruction is to the edits the model learned.
 
-    `score` is the highest cosine similarity between the instruction's sentence embedding and any training
-    phrasing; `closest` lists up to three family titles with their best similarity.
+    `score` is the logit of a linear classifier over the instruction's sentence embedding (trained on the training
+    phrasings against out-of-scope requests); `closest` lists up to three family titles with their highest cosine
+    similarity to any of that family's training phrasings.
     """
 
     in_scope: bool
@@ -122,6 +123,8 @@ class HywuPipeline:
 
             tensors = load_file(str(self.model_dir / scope["file"]))
             self._scope_embeddings = tensors["embeddings"].float()
+            self._scope_weight = tensors["weight"].float()
+            self._scope_bias = tensors["bias"].float()
             self._scope_families = [list(FAMILY_PHRASINGS)[int(i)] for i in tensors["family_index"].tolist()]
             self.scope_threshold = float(scope["threshold"])
 
@@ -159,7 +162,7 @@ class HywuPipeline:
             best[family] = max(best.get(family, -1.0), value)
         ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)[:3]
         closest = [(FAMILY_PHRASINGS[family].title, round(value, 3)) for family, value in ranked]
-        score = ranked[0][1]
+        score = float(embedding @ self._scope_weight + self._scope_bias)
         return ScopeReport(score >= self.scope_threshold, score, self.scope_threshold, closest)
 
     # -- editing -----------------------------------------------------------------------------------------------
