@@ -15,6 +15,10 @@ class InvalidImageError(HywuError):
     """An input image is missing, unreadable, truncated or too large."""
 
 
+class OutputPathError(HywuError):
+    """An output path cannot be used: it is the input, already exists, or its folder cannot be written."""
+
+
 class ModelFilesError(HywuError):
     """A model folder is missing files or holds broken ones."""
 

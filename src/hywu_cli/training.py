@@ -171,6 +171,12 @@ class TrainingContext:
         self.encodings = encode_phrasings(self.text_encoder, self.table.texts)
         self.device = self.accelerator.device
 
+    def new_accelerator(self):
+        """Return a fresh Accelerator, so each stage saves and restores only its own models and optimizer."""
+        from accelerate import Accelerator
+
+        return Accelerator()
+
     def batch(self, families: list[str], batch_size: int):
         batch = sample_batch(self.bank, self.table, families, batch_size, self.config.crop_size, self.rng)
         text = self.encodings.index(batch.phrasing_ids).to(self.device)
@@ -183,13 +189,14 @@ class TrainingContext:
 
 def train_base(context: TrainingContext) -> Path:
     """Pretrain the base editor on `PRETRAINING_FAMILIES`; returns the folder of the frozen editor."""
-    config, accelerator = context.config, context.accelerator
+    config = context.config
     work = config.work / "base"
     final = work / "final"
     if (final / "config.json").is_file():
         logger.info("base editor already trained: %s", final)
         return final
 
+    accelerator = context.new_accelerator()
     editor = LiteEditor()
     optimizer = torch.optim.AdamW(editor.parameters(), lr=config.base_lr, weight_decay=1e-4)
     editor, optimizer = accelerator.prepare(editor, optimizer)
@@ -242,13 +249,14 @@ def build_generator_modules(editor_dir: Path, config: TrainConfig) -> tuple[Lite
 
 def train_generator(context: TrainingContext, editor_dir: Path) -> None:
     """Train condition encoder and generator from the editing loss on all families, with the editor frozen."""
-    config, accelerator = context.config, context.accelerator
+    config = context.config
     work = config.work / "generator"
     final = work / "final"
     if (final / "generator" / "config.json").is_file():
         logger.info("generator already trained: %s", final)
         return
 
+    accelerator = context.new_accelerator()
     editor, condition_encoder, generator = build_generator_modules(editor_dir, config)
     editor.to(context.device)
     logger.info("generator parameters: %d", generator.count_parameters())

@@ -1,0 +1,466 @@
+"""Pieces shared by the hywu commands: option types, message output, error handling and model loading.
+
+Message conventions: results go to stdout (or one JSON line with --json); notices, warnings, progress and errors
+go to stderr. An expected failure (`HywuError`) prints one `error: ...` line and exits with code 1; a usage error
+exits with code 2. Nothing here imports torch, numpy or Pillow at module level, so `hywu --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import logging
+import math
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from hywu_cli import models
+from hywu_cli.errors import HywuError, HywuWarning, OutputPathError
+
+
+# Newer typer releases ship their own copy of click as typer._click, and typer.BadParameter derives from that
+# copy's UsageError; older releases use the click package.
+try:
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:
+    from click.exceptions import ClickException, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+logger = logging.getLogger("hywu_cli.cli")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+MAX_SEED = 2**32 - 1
+
+
+class Device(str, enum.Enum):
+    """Value of --device."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Dtype(str, enum.Enum):
+    """Value of --dtype."""
+
+    auto = "auto"
+    float32 = "float32"
+    float16 = "float16"
+    bfloat16 = "bfloat16"
+
+
+def _require_finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+StrengthOption = Annotated[
+    float,
+    typer.Option(
+        "--strength",
+        min=0.0,
+        callback=_require_finite,
+        help="Scale applied to the generated LoRA update (1.0 = as trained, larger = stronger edit).",
+    ),
+]
+SeedOption = Annotated[
+    int, typer.Option("--seed", min=0, max=MAX_SEED, help="Random seed for the edit's noise (0 to 2**32-1).")
+]
+DeviceOption = Annotated[
+    Device,
+    typer.Option("--device", case_sensitive=False, help="Where to run: auto tries cuda, then mps, then cpu."),
+]
+DtypeOption = Annotated[
+    Dtype,
+    typer.Option(
+        "--dtype",
+        case_sensitive=False,
+        help="Weight precision; auto = float16 on cuda, float32 elsewhere. Half types fall back to float32 on cpu.",
+    ),
+]
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        envvar="HYWU_MODEL",
+        help="Model name (looked up in $HYWU_HOME/models, then the checkout's weights/) or model folder path.",
+    ),
+]
+QualityOption = Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG and WebP quality, 1 to 100.")]
+StrictOption = Annotated[
+    bool,
+    typer.Option(
+        "--strict", help="Fail before writing anything when an instruction is outside what the model can edit."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON result line on stdout.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs and tracebacks.")]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only warnings, errors and the --json line; no progress.")
+]
+
+
+def hywu_version() -> str:
+    """Return the installed hywu version."""
+    from hywu_cli import __version__
+
+    return __version__
+
+
+class Reporter:
+    """Terminal output of one command run, following the conventions in the module docstring."""
+
+    def __init__(self, *, verbose: bool = False, quiet: bool = False, json_output: bool = False) -> None:
+        self.verbose = verbose
+        self.quiet = quiet
+        self.json_output = json_output
+
+    def notice(self, message: str) -> None:
+        """Print a progress or status line on stderr unless --quiet."""
+        if not self.quiet:
+            typer.echo(message, err=True)
+
+    def warning(self, message: str) -> None:
+        """Print `warning: <message>` on stderr."""
+        typer.echo(f"warning: {message}", err=True)
+
+    def error(self, message: str) -> None:
+        """Print `error: <message>` on stderr, and a JSON error line on stdout with --json."""
+        typer.echo(f"error: {message}", err=True)
+        if self.json_output:
+            typer.echo(json.dumps({"status": "error", "error": message}, ensure_ascii=False))
+
+    def result(self, text: str, data: dict[str, Any]) -> None:
+        """Print the command's result: `data` as one JSON line with --json, else `text` unless --quiet."""
+        if self.json_output:
+            typer.echo(json.dumps(data, ensure_ascii=False, default=str))
+        elif not self.quiet:
+            typer.echo(text)
+
+    def console(self, *, stderr: bool = False) -> Console:
+        """Return a Rich console bound to the current stdout or stderr (tests swap these per run)."""
+        from rich.console import Console
+
+        return Console(file=sys.stderr if stderr else sys.stdout, highlight=False)
+
+
+class _LevelPrefixFormatter(logging.Formatter):
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if self.verbose:
+            message = f"{record.name}: {message}"
+            if record.exc_info:
+                message += "\n" + self.formatException(record.exc_info)
+        return f"{record.levelname.lower()}: {message}"
+
+
+@contextlib.contextmanager
+def command_session(*, verbose: bool, quiet: bool, json_output: bool = False) -> Iterator[Reporter]:
+    """Set up logging and warnings for one command and turn its failures into exit codes.
+
+    `HywuError` prints one error line and exits with 1; with --verbose the traceback comes first. Any other
+    exception is treated the same way but names its type, since it points to a bug. Usage errors raised inside
+    (`typer.BadParameter`) pass through and exit with 2.
+    """
+    import traceback
+
+    reporter = Reporter(verbose=verbose, quiet=quiet, json_output=json_output)
+
+    # 1. Route hywu_cli's log records to stderr
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LevelPrefixFormatter(verbose))
+    package_logger = logging.getLogger("hywu_cli")
+    saved_level, saved_propagate = package_logger.level, package_logger.propagate
+    package_logger.addHandler(handler)
+    package_logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    package_logger.propagate = False
+
+    with warnings.catch_warnings():
+        # 2. Show HywuWarning as one line; other libraries' warnings only with --verbose
+        warnings.simplefilter("default" if verbose else "ignore")
+        warnings.simplefilter("default", HywuWarning)
+
+        def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+            if issubclass(category, HywuWarning):
+                reporter.warning(str(message))
+            else:
+                logger.debug("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
+
+        warnings.showwarning = show_warning
+
+        # 3. Run the command
+        try:
+            yield reporter
+        except (ClickException, typer.Exit, typer.Abort):
+            raise
+        except HywuError as error:
+            if verbose:
+                typer.echo(traceback.format_exc().rstrip(), err=True)
+            reporter.error(str(error))
+            raise typer.Exit(EXIT_FAILURE) from None
+        except KeyboardInterrupt:
+            reporter.error("interrupted")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as error:
+            if verbose:
+                typer.echo(traceback.format_exc().rstrip(), err=True)
+                reporter.error(f"unexpected {type(error).__name__}: {error}")
+            else:
+                reporter.error(f"unexpected {type(error).__name__}: {error} (rerun with --verbose for the traceback)")
+            raise typer.Exit(EXIT_FAILURE) from None
+        finally:
+            package_logger.removeHandler(handler)
+            package_logger.setLevel(saved_level)
+            package_logger.propagate = saved_propagate
+
+
+class HywuGroup(TyperGroup):
+    """Typer group that prints usage errors as one `error: ...` line instead of a usage panel."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except UsageError as error:
+            if type(error).__name__ == "NoArgsIsHelpError":
+                # `hywu` alone prints the help text, which the exception carries as its message.
+                help_text = error.format_message()
+                if help_text.strip():
+                    typer.echo(help_text)
+                sys.exit(EXIT_USAGE)
+            typer.echo(f"error: {_usage_message(error)}", err=True)
+            sys.exit(error.exit_code)
+        except ClickException as error:
+            typer.echo(f"error: {error.format_message()}", err=True)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(EXIT_FAILURE)
+        sys.exit(result if isinstance(result, int) else EXIT_OK)
+
+
+def _usage_message(error: UsageError) -> str:
+    message = error.format_message().rstrip()
+    if error.ctx is not None:
+        message += f" (see '{error.ctx.command_path} -h')"
+    return message
+
+
+# --- argument checks -----------------------------------------------------------------------------------------
+
+
+def check_instruction(instruction: str) -> str:
+    """Return the instruction stripped of surrounding whitespace; raise BadParameter when it is empty."""
+    text = instruction.strip()
+    if not text:
+        raise typer.BadParameter(
+            'the instruction is empty; describe the edit, e.g. "make it warmer"', param_hint="INSTRUCTION"
+        )
+    return text
+
+
+def check_image_argument(image: Path, instruction: str) -> Path:
+    """Return `image` if it is an existing file; otherwise raise BadParameter explaining the likely mistake.
+
+    Detects the two arguments given in the wrong order: an IMAGE that does not exist while INSTRUCTION names a
+    file, or an IMAGE that reads like a sentence.
+    """
+    from hywu_cli.imageio import SAVE_FORMATS
+
+    if image.is_file():
+        if Path(instruction).is_file() and Path(instruction).suffix.lower() in SAVE_FORMATS:
+            raise typer.BadParameter(
+                f"INSTRUCTION {instruction!r} is an image file; hywu edit takes one image and one instruction, "
+                "and `hywu batch FOLDER PROMPTS` edits many",
+                param_hint="INSTRUCTION",
+            )
+        return image
+    if image.is_dir():
+        raise typer.BadParameter(
+            f"{str(image)!r} is a folder; pass an image file, or run `hywu batch {image} PROMPTS` to edit a folder",
+            param_hint="IMAGE",
+        )
+    if Path(instruction).is_file():
+        raise typer.BadParameter(
+            f"the arguments look swapped: {str(image)!r} is not a file but {instruction!r} is; "
+            f'the image comes first: hywu edit {instruction} "{image}"',
+            param_hint="IMAGE",
+        )
+    text = str(image)
+    if any(character.isspace() for character in text) and image.suffix.lower() not in SAVE_FORMATS:
+        raise typer.BadParameter(
+            f"{text!r} is not a file and reads like an instruction; the image comes first: "
+            f'hywu edit photo.jpg "{text}"',
+            param_hint="IMAGE",
+        )
+    raise typer.BadParameter(f"image not found: {text}", param_hint="IMAGE")
+
+
+def check_output_file(path: Path, *, image: Path | None, overwrite: bool, option: str) -> Path:
+    """Return `path` after checking it can take a new output file.
+
+    Raises:
+        typer.BadParameter: unsupported extension, the input image itself, or an existing folder (exit 2).
+        OutputPathError: the file exists and `overwrite` is False (exit 1).
+    """
+    from hywu_cli.imageio import SAVE_FORMATS, is_same_file
+
+    if path.suffix.lower() not in SAVE_FORMATS:
+        allowed = ", ".join(SAVE_FORMATS)
+        raise typer.BadParameter(
+            f"{str(path)!r} has an unsupported extension {path.suffix or '(none)'!r}; use one of {allowed}",
+            param_hint=option,
+        )
+    if image is not None and (is_same_file(path, image) or path.resolve() == image.resolve()):
+        raise typer.BadParameter(
+            f"{str(path)!r} is the input image, which hywu never overwrites; choose another file name",
+            param_hint=option,
+        )
+    if path.is_dir():
+        raise typer.BadParameter(f"{str(path)!r} is a folder; give a file name", param_hint=option)
+    if path.exists() and not overwrite:
+        raise OutputPathError(f"{path} already exists; pass --overwrite to replace it or choose another {option}")
+    return path
+
+
+def prepare_output_dir(folder: Path) -> Path:
+    """Create `folder` if needed and check that files can be created in it.
+
+    Raises:
+        OutputPathError: the folder cannot be created (for example because a parent is a regular file) or is
+            not writable.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputPathError(f"cannot use output folder {folder}: a file with that name exists") from None
+    except OSError as error:
+        raise OutputPathError(f"cannot create output folder {folder}: {error.strerror or error}") from None
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".hywu-write-check-"):
+            pass
+    except OSError as error:
+        raise OutputPathError(f"cannot write in output folder {folder}: {error.strerror or error}") from None
+    return folder
+
+
+# --- model loading -------------------------------------------------------------------------------------------
+
+
+def select_device(requested: str) -> str:
+    """Return the torch device to use for --device `requested`.
+
+    Raises:
+        HywuError: cuda or mps was requested but torch cannot use it.
+    """
+    import torch
+
+    mps_available = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if mps_available else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+        raise HywuError(
+            f"--device cuda: torch {torch.__version__} ({build}) sees no CUDA device; use --device auto or cpu"
+        )
+    if requested == "mps" and not mps_available:
+        raise HywuError("--device mps: this torch build or machine has no MPS support; use --device auto or cpu")
+    return requested
+
+
+def select_dtype(requested: str, device: str) -> tuple[str, str | None]:
+    """Return the dtype to load with on `device`, and a notice when `requested` had to be replaced."""
+    if requested == "auto":
+        # Half precision on MPS is untested here, so auto keeps float32 there.
+        return ("float16" if device == "cuda" else "float32"), None
+    if device == "cpu" and requested in ("float16", "bfloat16"):
+        return "float32", f"--dtype {requested} is slow or unsupported on cpu; using float32"
+    if device == "cuda" and requested == "bfloat16":
+        import torch
+
+        if not torch.cuda.is_bf16_supported():
+            return "float16", "--dtype bfloat16 is not supported by this GPU; using float16"
+    return requested, None
+
+
+def load_pipeline(model: str, device: str, dtype: str) -> Any:
+    """Import the editing pipeline and load `model`; a module-level function so tests can replace it."""
+    from hywu_cli.pipeline import load_pipeline as load
+
+    return load(model=model, device=device, dtype=dtype)
+
+
+def check_model_files(model: str) -> Path:
+    """Return the folder of `model` after the cheap checks (manifest, sizes, LFS pointers, safetensors headers).
+
+    Runs before torch is imported so that missing or broken files fail within a second.
+    """
+    folder = models.resolve_model_dir(model)
+    models.check_model_dir(folder, check_hashes=False, name=model if models.is_model_name(model) else None)
+    return folder
+
+
+def open_pipeline(model: str, device: Device, dtype: Dtype, reporter: Reporter) -> Any:
+    """Check the model files, pick device and dtype, announce the choice, and load the pipeline."""
+    model_dir = check_model_files(model)
+    device_name = select_device(device.value)
+    dtype_name, dtype_notice = select_dtype(dtype.value, device_name)
+    if dtype_notice:
+        reporter.notice(dtype_notice)
+    how = " (chosen by --device auto)" if device is Device.auto else ""
+    reporter.notice(f"loading {model_dir} on {device_name}{how} as {dtype_name}")
+    return load_pipeline(str(model_dir), device_name, dtype_name)
+
+
+def check_scope(pipe: Any, instructions: Sequence[str], *, strict: bool, reporter: Reporter) -> dict[str, Any]:
+    """Return each instruction's scope report; warn about out-of-scope ones, or raise with `strict`.
+
+    Raises:
+        HywuError: `strict` is set and at least one instruction is outside the model's edits.
+    """
+    reports = {instruction: pipe.check_scope(instruction) for instruction in instructions}
+    messages = []
+    for instruction, report in reports.items():
+        if report.in_scope:
+            continue
+        closest = ", ".join(f"{title} ({similarity:.2f})" for title, similarity in report.closest[:3])
+        messages.append(
+            f"{instruction!r} looks outside what {pipe.model_name} can edit (score {report.score:.2f}); "
+            f"closest supported edits: {closest or 'none'}"
+        )
+    if strict and messages:
+        raise HywuError(f"{' | '.join(messages)}; rephrase or run without --strict")
+    for message in messages:
+        reporter.warning(message)
+    return reports

@@ -1,0 +1,80 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT_ENCODER = ROOT / "weights" / "hywu-lite" / "text_encoder"
+
+pytestmark = pytest.mark.skipif(
+    not (TEXT_ENCODER / "model.safetensors").is_file(), reason="packaged text encoder missing from weights/"
+)
+
+
+def make_photos(folder: Path, count: int = 3) -> None:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        pixels = (rng.random((80, 100, 3)) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"photo{index}.png")
+
+
+def training_command(tmp_path: Path, generator_steps: int) -> list[str]:
+    return [
+        "--photos", str(tmp_path / "missing"),
+        "--extra-photos", str(tmp_path / "photos"),
+        "--out", str(tmp_path / "model"),
+        "--work", str(tmp_path / "work"),
+        "--base-steps", "2",
+        "--generator-steps", str(generator_steps),
+        "--batch-size", "2",
+        "--base-batch-size", "2",
+        "--crop-size", "64",
+        "--checkpoint-every", "1",
+    ]  # fmt: skip
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    make_photos(tmp_path / "photos")
+    (tmp_path / "model").mkdir()
+    shutil.copytree(TEXT_ENCODER, tmp_path / "model" / "text_encoder")
+    return tmp_path
+
+
+def test_two_cpu_processes_train_both_stages(workspace):
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2"]
+    launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+    result = run([*launch, "-m", "hywu_cli.training", *training_command(workspace, 2)])
+
+    assert "generator step 2/2" in result.stderr
+    assert (workspace / "work" / "base" / "final" / "config.json").is_file()
+    assert (workspace / "work" / "generator" / "final" / "generator" / "config.json").is_file()
+    assert json.loads((workspace / "work" / "generator" / "progress.json").read_text())["step"] == 2
+
+
+def test_training_resumes_from_checkpoint(workspace):
+    run([sys.executable, "-m", "hywu_cli.training", *training_command(workspace, 2)])
+    shutil.rmtree(workspace / "work" / "generator" / "final")
+
+    result = run([sys.executable, "-m", "hywu_cli.training", *training_command(workspace, 3)])
+
+    assert "base editor already trained" in result.stderr
+    assert "at step 2" in result.stderr
+    assert "generator step 3/3" in result.stderr
+    assert "generator step 1/3" not in result.stderr
