@@ -1,6 +1,8 @@
 import torch
 
-from hywu_cli.generator import ParameterGenerator
+from hywu_cli.generator import ParameterGeneratorNetwork
+from hywu_cli.modeling import ParameterGenerator
+from hywu_cli.network_io import load_network
 
 
 TARGETS = [["conv_in", 27, 8], ["conv_down", 72, 6], ["head.0", 6, 11], ["head.2", 11, 5]]
@@ -87,3 +89,17 @@ def test_gradients_reach_all_generator_parameters():
 
     assert generator.head_b.weight.grad.abs().sum() > 0
     assert generator.cond_proj.weight.grad is not None
+
+
+def test_plain_loader_matches_diffusers_loader(tmp_path):
+    generator = make_generator()
+    torch.nn.init.normal_(generator.head_b.weight, std=0.1)
+    generator.save_pretrained(tmp_path / "generator")
+    cond = torch.randn(2, 5, 16)
+
+    plain = load_network(ParameterGeneratorNetwork, tmp_path / "generator")
+
+    assert type(plain) is ParameterGeneratorNetwork
+    expected, actual = generator(cond), plain(cond)
+    for name in expected.lora_B:
+        assert torch.equal(expected.lora_B[name], actual.lora_B[name])

@@ -13,72 +13,24 @@ also conditions the base editor and drives the out-of-scope check.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
+
+from hywu_cli.text_encoder import EncodedInstructions, TextEncoder
 
 
 logger = logging.getLogger(__name__)
 
-MAX_INSTRUCTION_TOKENS = 32
+__all__ = ["ConditionEncoderNetwork", "EncodedInstructions", "TextEncoder"]
 
 
-@dataclass
-class EncodedInstructions:
-    """Token states (batch, tokens, 384), their bool mask (batch, tokens), and sentence embeddings (batch, 384)."""
-
-    token_states: torch.Tensor
-    token_mask: torch.Tensor
-    sentence_embeddings: torch.Tensor
-
-    def to(self, device: torch.device | str) -> EncodedInstructions:
-        return EncodedInstructions(self.token_states.to(device), self.token_mask.to(device), self.sentence_embeddings.to(device))
-
-    def index(self, indices: torch.Tensor | list[int]) -> EncodedInstructions:
-        """Return the rows `indices`, e.g. to look up cached phrasings for a training batch."""
-        return EncodedInstructions(self.token_states[indices], self.token_mask[indices], self.sentence_embeddings[indices])
-
-
-class TextEncoder:
-    """The frozen all-MiniLM-L6-v2 encoder, loaded from a local folder only (no hub access)."""
-
-    def __init__(self, folder: str | Path, device: torch.device | str = "cpu") -> None:
-        from transformers import AutoTokenizer, BertModel
-        from transformers.utils import logging as transformers_logging
-
-        # Load reports and progress bars are for library developers, not for people editing photos.
-        transformers_logging.set_verbosity_error()
-        transformers_logging.disable_progress_bar()
-        folder = Path(folder)
-        self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        self.model = BertModel.from_pretrained(folder, local_files_only=True, torch_dtype=torch.float32, add_pooling_layer=False)
-        self.model.to(device).eval().requires_grad_(False)
-        self.device = torch.device(device)
-
-    @torch.no_grad()
-    def encode(self, instructions: list[str]) -> EncodedInstructions:
-        """Encode instructions; anything past `MAX_INSTRUCTION_TOKENS` word pieces is cut off."""
-        batch = self.tokenizer(
-            instructions,
-            padding=True,
-            truncation=True,
-            max_length=MAX_INSTRUCTION_TOKENS,
-            return_tensors="pt",
-        ).to(self.device)
-        states = self.model(**batch).last_hidden_state  # (batch, tokens, 384)
-        mask = batch["attention_mask"].bool()
-        weights = mask.unsqueeze(-1).to(states.dtype)
-        pooled = (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
-        return EncodedInstructions(states, mask, F.normalize(pooled, dim=-1))
-
-
-class ConditionEncoder(ModelMixin, ConfigMixin):
+class ConditionEncoderNetwork(nn.Module):
     """Projects instruction token states and encodes a thumbnail into one condition sequence.
+
+    A plain `nn.Module`; `hywu_cli.modeling.ConditionEncoder` adds diffusers' `ModelMixin` save/load.
 
     Args:
         text_dim: width of the instruction token states.
@@ -87,11 +39,11 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
         image_grid: the image branch yields image_grid x image_grid tokens.
     """
 
-    config_name = "config.json"
-
-    @register_to_config
     def __init__(self, text_dim: int = 384, cond_dim: int = 128, image_size: int = 64, image_grid: int = 4) -> None:
         super().__init__()
+        self.hparams = SimpleNamespace(
+            text_dim=text_dim, cond_dim=cond_dim, image_size=image_size, image_grid=image_grid
+        )
         self.text_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, cond_dim))
         self.image_net = nn.Sequential(
             nn.Conv2d(3, 32, 3, stride=2, padding=1),
@@ -108,7 +60,7 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Return image tokens (batch, image_grid**2, cond_dim) for images (batch, 3, height, width) in [0, 1]."""
-        size = self.config.image_size
+        size = self.hparams.image_size
         thumbnails = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         tokens = self.image_net(thumbnails * 2 - 1).flatten(2).transpose(1, 2)  # (batch, grid**2, cond_dim)
         # Global colour statistics give every image token the photo's overall exposure and cast.

@@ -41,7 +41,9 @@ class PhotoBank:
 
     def __init__(self, paths: list[Path], short_side: int = 512, min_crop: float = 0.35) -> None:
         if not paths:
-            raise ValueError("no training photos found; run `python -m hywu_cli.photos --out data/photos` or pass --photos DIR")
+            raise ValueError(
+                "no training photos found; run `python -m hywu_cli.photos --out data/photos` or pass --photos DIR"
+            )
         self.paths = list(paths)
         self.photos = [load_rgb(path, short_side) for path in self.paths]
         self.min_crop = min_crop

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from hywu_cli import ops
@@ -62,8 +61,11 @@ class EditOperators:
     scalars: torch.Tensor
 
 
-class LiteEditor(ModelMixin, ConfigMixin):
+class LiteEditorNetwork(nn.Module):
     """An instruction-conditioned operator predictor; see the module docstring.
+
+    A plain `nn.Module`, so inference starts without importing diffusers; `hywu_cli.modeling.LiteEditor` adds
+    diffusers' `ModelMixin` save/load on top of it.
 
     Args:
         text_dim: width of the sentence embedding of the instruction (384 for all-MiniLM-L6-v2).
@@ -73,9 +75,6 @@ class LiteEditor(ModelMixin, ConfigMixin):
         hidden: width of the global MLP.
     """
 
-    config_name = "config.json"
-
-    @register_to_config
     def __init__(
         self,
         text_dim: int = 384,
@@ -86,6 +85,14 @@ class LiteEditor(ModelMixin, ConfigMixin):
         text_hidden: int = 128,
     ) -> None:
         super().__init__()
+        self.hparams = SimpleNamespace(
+            text_dim=text_dim,
+            thumbnail_size=thumbnail_size,
+            lut_nodes=lut_nodes,
+            channels=tuple(channels),
+            hidden=hidden,
+            text_hidden=text_hidden,
+        )
         c1, c2, c3, c4 = channels
         self.text_proj = nn.Linear(text_dim, text_hidden)
         # FiLM: a scale and shift per channel of every convolution, from the instruction.
@@ -112,14 +119,14 @@ class LiteEditor(ModelMixin, ConfigMixin):
 
     def make_thumbnail(self, images: torch.Tensor) -> torch.Tensor:
         """Resize (batch, 3, height, width) images to the square input of the network, with antialiasing."""
-        size = self.config.thumbnail_size
+        size = self.hparams.thumbnail_size
         return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
     def predict_operators(self, thumbnails: torch.Tensor, text_embeddings: torch.Tensor) -> EditOperators:
         """Predict operators from thumbnails (batch, 3, size, size) and sentence embeddings (batch, text_dim)."""
         batch = thumbnails.shape[0]
-        nodes = self.config.lut_nodes
-        c1, c2, c3, c4 = self.config.channels
+        nodes = self.hparams.lut_nodes
+        c1, c2, c3, c4 = self.hparams.channels
 
         text = F.silu(self.text_proj(text_embeddings))  # (batch, text_hidden)
         scales, shifts = self.film(text).chunk(2, dim=1)

@@ -263,10 +263,14 @@ EDIT_FAMILIES: dict[str, EditFamily] = {
 }
 
 if set(EDIT_FAMILIES) != set(FAMILY_PHRASINGS):
-    raise RuntimeError("edit families and phrasing families differ; update hywu_cli.edits and hywu_cli.phrasings together")
+    raise RuntimeError(
+        "edit families and phrasing families differ; update hywu_cli.edits and hywu_cli.phrasings together"
+    )
 
 
-def apply_edit(family: str, images: torch.Tensor, strength: torch.Tensor | float, seeds: list[int] | None = None) -> torch.Tensor:
+def apply_edit(
+    family: str, images: torch.Tensor, strength: torch.Tensor | float, seeds: list[int] | None = None
+) -> torch.Tensor:
     """Apply the ground truth of `family` to images (batch, 3, height, width) and clamp to [0, 1]."""
     if family not in EDIT_FAMILIES:
         raise ValueError(f"unknown edit family {family!r}; expected one of {sorted(EDIT_FAMILIES)}")

@@ -96,7 +96,9 @@ class EvaluationResult:
         return {
             "mean_psnr": round(self.mean_psnr, 3),
             "families": {
-                name: {key: (round(value, 4) if isinstance(value, float) else value) for key, value in vars(score).items()}
+                name: {
+                    key: (round(value, 4) if isinstance(value, float) else value) for key, value in vars(score).items()
+                }
                 for name, score in self.families.items()
             },
         }
@@ -140,11 +142,9 @@ def evaluate(
                     values["lowpass_psnr"].append(low)
                     values["texture_ratio"].append(texture)
 
-        def mean(key: str) -> float | None:
-            return sum(values[key]) / len(values[key]) if values[key] else None
-
+        means = {key: (sum(items) / len(items) if items else None) for key, items in values.items()}
         result.families[family] = FamilyScore(
-            family, mean("psnr"), mean("ssim"), len(values["psnr"]), mean("lowpass_psnr"), mean("texture_ratio")
+            family, means["psnr"], means["ssim"], len(values["psnr"]), means["lowpass_psnr"], means["texture_ratio"]
         )
         logger.info("%s: PSNR %.2f dB over %d samples", family, result.families[family].psnr, len(values["psnr"]))
     return result
@@ -153,7 +153,11 @@ def evaluate(
 def markdown_table(results: dict[str, EvaluationResult]) -> str:
     """Format one or more named results as a Markdown table with one PSNR / SSIM column pair per result."""
     names = list(results)
-    header = "| family | " + " | ".join(f"{name} PSNR | {name} SSIM" for name in names) + " | overlay (low-pass PSNR, texture) |"
+    header = (
+        "| family | "
+        + " | ".join(f"{name} PSNR | {name} SSIM" for name in names)
+        + " | overlay (low-pass PSNR, texture) |"
+    )
     lines = [header, "|" + "---|" * (2 + 2 * len(names))]
     families = list(next(iter(results.values())).families)
     for family in families:
@@ -165,5 +169,5 @@ def markdown_table(results: dict[str, EvaluationResult]) -> str:
         overlay = f"{last.lowpass_psnr:.2f} dB, {last.texture_ratio:.2f}" if last.lowpass_psnr is not None else ""
         lines.append(f"| {family} | " + " | ".join(cells) + f" | {overlay} |")
     means = " | ".join(f"**{results[name].mean_psnr:.2f}** | " for name in names)
-    lines.append(f"| **mean** | {means} |")
+    lines.append(f"| **mean** | {means} | |")
     return "\n".join(lines)

@@ -21,11 +21,10 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from hywu_cli.lora_tokenizer import LoraTarget, LoraTokenLayout
@@ -144,7 +143,9 @@ class GeneratorBlock(nn.Module):
         hidden = int(width * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor, index: GridIndex, cond_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor, index: GridIndex, cond_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         # x: packed real positions (batch, real_positions, width)
         layers, per_layer = index.layers, index.positions_per_layer
 
@@ -165,8 +166,10 @@ class GeneratorBlock(nn.Module):
         return x + self.mlp(self.norm_mlp(x))
 
 
-class ParameterGenerator(ModelMixin, ConfigMixin):
+class ParameterGeneratorNetwork(nn.Module):
     """Generates per-sample LoRA factors for every target layer from a condition sequence.
+
+    A plain `nn.Module`; `hywu_cli.modeling.ParameterGenerator` adds diffusers' `ModelMixin` save/load.
 
     Args:
         targets: `[name, in_features, out_features]` per target layer, in base-network order (JSON-friendly so it
@@ -181,9 +184,6 @@ class ParameterGenerator(ModelMixin, ConfigMixin):
         lora_alpha: the update is scaled by `lora_alpha / rank`, as in PEFT.
     """
 
-    config_name = "config.json"
-
-    @register_to_config
     def __init__(
         self,
         targets: list[list],
@@ -197,6 +197,17 @@ class ParameterGenerator(ModelMixin, ConfigMixin):
         lora_alpha: float = 4.0,
     ) -> None:
         super().__init__()
+        self.hparams = SimpleNamespace(
+            targets=targets,
+            rank=rank,
+            token_dim=token_dim,
+            cond_dim=cond_dim,
+            width=width,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            lora_alpha=lora_alpha,
+        )
         self.layout = LoraTokenLayout([LoraTarget(str(n), int(i), int(o)) for n, i, o in targets], rank, token_dim)
         layers, tokens = self.layout.num_layers, self.layout.tokens_per_layer
 
@@ -223,7 +234,7 @@ class ParameterGenerator(ModelMixin, ConfigMixin):
 
     @property
     def scaling(self) -> float:
-        return self.config.lora_alpha / self.config.rank
+        return self.hparams.lora_alpha / self.hparams.rank
 
     def _initial_grid(self, batch: int) -> torch.Tensor:
         factor = self.factor_embed[self.b_mask.long()]  # (layers, tokens, width)
@@ -231,7 +242,7 @@ class ParameterGenerator(ModelMixin, ConfigMixin):
         return grid.expand(batch, -1, -1, -1, -1)  # (batch, layers, tokens, rank, width)
 
     def _grid_index(self) -> GridIndex:
-        layers, tokens, rank = self.layout.num_layers, self.layout.tokens_per_layer, self.config.rank
+        layers, tokens, rank = self.layout.num_layers, self.layout.tokens_per_layer, self.hparams.rank
         per_layer = tokens * rank
         valid = self.valid_mask[:, :, None].expand(-1, -1, rank).reshape(layers, per_layer)  # (layers, positions)
         layer_index, position_index = valid.nonzero(as_tuple=True)  # row-major: packed order is (layer, token, rank)
@@ -256,7 +267,7 @@ class ParameterGenerator(ModelMixin, ConfigMixin):
             belong to no weight are zero.
         """
         batch = cond.shape[0]
-        layers, tokens, rank = self.layout.num_layers, self.layout.tokens_per_layer, self.config.rank
+        layers, tokens, rank = self.layout.num_layers, self.layout.tokens_per_layer, self.hparams.rank
         index = self._grid_index()
 
         context = self.cond_proj(cond)  # (batch, cond, width)
@@ -272,9 +283,9 @@ class ParameterGenerator(ModelMixin, ConfigMixin):
         a_scale = self.a_scale.view(layers, 1).expand(-1, tokens * rank).reshape(-1)[index.within_layer]
         values = torch.where(is_b[None, :, None], self.head_b(x), self.head_a(x) * a_scale[None, :, None])
 
-        out = values.new_zeros(batch, layers * tokens * rank, self.config.token_dim)
+        out = values.new_zeros(batch, layers * tokens * rank, self.hparams.token_dim)
         out[:, index.within_layer] = values
-        return out.view(batch, layers, tokens, rank, self.config.token_dim)
+        return out.view(batch, layers, tokens, rank, self.hparams.token_dim)
 
     def forward(self, cond: torch.Tensor, cond_mask: torch.Tensor | None = None) -> GeneratedLora:
         """Generate per-sample LoRA factors for every target layer from condition tokens (batch, cond, cond_dim)."""

@@ -63,7 +63,12 @@ class GeneratedLoraLayer(nn.Module):
 
     def set_lora(self, lora_A: torch.Tensor, lora_B: torch.Tensor, scaling: float) -> None:
         """Set this layer's factors, (batch, rank, in) and (batch, out, rank), after checking shapes and values."""
-        if lora_A.ndim != 3 or lora_B.ndim != 3 or lora_A.shape[0] != lora_B.shape[0] or lora_A.shape[1] != lora_B.shape[2]:
+        if (
+            lora_A.ndim != 3
+            or lora_B.ndim != 3
+            or lora_A.shape[0] != lora_B.shape[0]
+            or lora_A.shape[1] != lora_B.shape[2]
+        ):
             raise ValueError(
                 f"LoRA factors for `{self.name}` have shapes {tuple(lora_A.shape)} and {tuple(lora_B.shape)};"
                 " expected (batch, rank, in) and (batch, out, rank)"
@@ -258,7 +263,9 @@ def save_peft_adapter(model: nn.Module, lora: GeneratedLora, directory: str | Pa
         # PEFT (checked with 0.21) builds its Conv2d lora_A without the base layer's dilation, so a dilated
         # target would load but compute a different function.
         if isinstance(layer.base_layer, nn.Conv2d) and layer.base_layer.dilation != (1, 1):
-            raise ValueError(f"`{name}` is a dilated Conv2d (dilation={layer.base_layer.dilation}); PEFT cannot express its LoRA")
+            raise ValueError(
+                f"`{name}` is a dilated Conv2d (dilation={layer.base_layer.dilation}); PEFT cannot express its LoRA"
+            )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     rank = next(iter(lora.lora_A.values())).shape[1]

@@ -113,9 +113,7 @@ class LoraTokenLayout:
             mask[layer, first_b : first_b + self.b_token_counts[layer]] = True
         return mask
 
-    def tokenize(
-        self, factors: list[tuple[torch.Tensor, torch.Tensor]], padding_value: float = 0.0
-    ) -> torch.Tensor:
+    def tokenize(self, factors: list[tuple[torch.Tensor, torch.Tensor]], padding_value: float = 0.0) -> torch.Tensor:
         """Pack per-layer factors into the token grid.
 
         Args:
@@ -132,7 +130,9 @@ class LoraTokenLayout:
             raise ValueError(f"expected factors for {self.num_layers} layers, got {len(factors)}")
         lora_A0 = factors[0][0]
         batch = lora_A0.shape[0]
-        grid = lora_A0.new_full((batch, self.num_layers, self.tokens_per_layer, self.rank, self.token_dim), padding_value)
+        grid = lora_A0.new_full(
+            (batch, self.num_layers, self.tokens_per_layer, self.rank, self.token_dim), padding_value
+        )
 
         for layer, (target, (lora_A, lora_B)) in enumerate(zip(self.targets, factors)):
             expected_a = (batch, self.rank, target.in_features)
@@ -177,7 +177,9 @@ class LoraTokenLayout:
         """
         expected = (self.num_layers, self.tokens_per_layer, self.rank, self.token_dim)
         if tuple(tokens.shape[1:]) != expected:
-            raise ValueError(f"token grid has shape {tuple(tokens.shape)}; expected (batch, {', '.join(map(str, expected))})")
+            raise ValueError(
+                f"token grid has shape {tuple(tokens.shape)}; expected (batch, {', '.join(map(str, expected))})"
+            )
         batch = tokens.shape[0]
 
         factors = []

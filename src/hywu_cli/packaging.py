@@ -1,6 +1,6 @@
 """Assemble a trained model folder: components, out-of-scope calibration and manifest.
 
-    python -m hywu_cli.packaging --work runs/hywu-lite --out weights/hywu-lite
+python -m hywu_cli.packaging --work runs/hywu-lite --out weights/hywu-lite
 """
 
 from __future__ import annotations
@@ -58,7 +58,10 @@ def fit_scope_classifier(
     optimizer = torch.optim.Adam([weight, bias], lr=0.05)
     for _ in range(steps):
         logits = features @ weight + bias
-        loss = F.binary_cross_entropy_with_logits(logits, labels, weight=sample_weight) + weight_decay * weight.square().sum()
+        loss = (
+            F.binary_cross_entropy_with_logits(logits, labels, weight=sample_weight)
+            + weight_decay * weight.square().sum()
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -116,7 +119,9 @@ def export_model(work: Path, out: Path, name: str = "hywu-lite") -> dict:
     }
     for component, source in sources.items():
         if not (source / "config.json").is_file():
-            raise SystemExit(f"missing trained component {component} at {source}; run `python -m hywu_cli.training` first")
+            raise SystemExit(
+                f"missing trained component {component} at {source}; run `python -m hywu_cli.training` first"
+            )
         shutil.rmtree(out / component, ignore_errors=True)
         shutil.copytree(source, out / component)
 

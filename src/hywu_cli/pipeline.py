@@ -20,12 +20,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from hywu_cli.condition import ConditionEncoder, EncodedInstructions, TextEncoder
-from hywu_cli.editor import LiteEditor
+from hywu_cli.condition import ConditionEncoderNetwork, EncodedInstructions, TextEncoder
+from hywu_cli.editor import LiteEditorNetwork
 from hywu_cli.errors import HywuError, HywuWarning, ModelFilesError
-from hywu_cli.generator import GeneratedLora, ParameterGenerator
+from hywu_cli.generator import GeneratedLora, ParameterGeneratorNetwork
 from hywu_cli.injection import apply_generated_lora, inject_generated_lora, save_peft_adapter
 from hywu_cli.models import check_model_dir, check_safetensors_file, load_manifest, resolve_model_dir
+from hywu_cli.network_io import load_network
 from hywu_cli.phrasings import FAMILY_PHRASINGS
 
 
@@ -107,12 +108,12 @@ class HywuPipeline:
         components = self.manifest["components"]
         torch_dtype = DTYPES[dtype]
         self.text_encoder = TextEncoder(self.model_dir / components["text_encoder"], device=device)
-        self.editor = LiteEditor.from_pretrained(self.model_dir / components["editor"], torch_dtype=torch_dtype)
+        self.editor = load_network(LiteEditorNetwork, self.model_dir / components["editor"], torch_dtype)
         inject_generated_lora(self.editor, list(components["lora_target_patterns"]))
-        self.condition_encoder = ConditionEncoder.from_pretrained(
-            self.model_dir / components["condition_encoder"], torch_dtype=torch_dtype
+        self.condition_encoder = load_network(
+            ConditionEncoderNetwork, self.model_dir / components["condition_encoder"], torch_dtype
         )
-        self.generator = ParameterGenerator.from_pretrained(self.model_dir / components["generator"], torch_dtype=torch_dtype)
+        self.generator = load_network(ParameterGeneratorNetwork, self.model_dir / components["generator"], torch_dtype)
         for module in (self.editor, self.condition_encoder, self.generator):
             module.to(device).eval().requires_grad_(False)
 
@@ -138,7 +139,7 @@ class HywuPipeline:
     def encode_instructions(self, instructions: list[str]) -> EncodedInstructions:
         cleaned = [" ".join(text.split()) for text in instructions]
         if any(not text for text in cleaned):
-            raise HywuError("instruction is empty; describe the edit, e.g. \"make it snowy\"")
+            raise HywuError('instruction is empty; describe the edit, e.g. "make it snowy"')
         return self.text_encoder.encode(cleaned)
 
     @torch.no_grad()
@@ -202,16 +203,25 @@ class HywuPipeline:
         outputs = []
         for index, image in enumerate(full):
             single = type(operators)(
-                operators.lut[index : index + 1], operators.spatial[index : index + 1], operators.scalars[index : index + 1]
+                operators.lut[index : index + 1],
+                operators.spatial[index : index + 1],
+                operators.scalars[index : index + 1],
             )
             outputs.append(self.editor.render(image, single, [seeds[index]]).float().cpu())
         return outputs
 
     def edit_batch(
-        self, images: list[Image.Image], instructions: list[str], *, strength: float = 1.0, seeds: list[int] | None = None
+        self,
+        images: list[Image.Image],
+        instructions: list[str],
+        *,
+        strength: float = 1.0,
+        seeds: list[int] | None = None,
     ) -> list[Image.Image]:
         """Edit PIL images; each result has the size of its input."""
-        tensors = self.edit_tensors([pil_to_tensor(image) for image in images], instructions, strength=strength, seeds=seeds)
+        tensors = self.edit_tensors(
+            [pil_to_tensor(image) for image in images], instructions, strength=strength, seeds=seeds
+        )
         return [tensor_to_pil(tensor) for tensor in tensors]
 
     def edit(self, image: Image.Image, instruction: str, *, strength: float = 1.0, seed: int = 0) -> Image.Image:

@@ -26,12 +26,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from hywu_cli.condition import ConditionEncoder, EncodedInstructions, TextEncoder
+from hywu_cli.condition import EncodedInstructions, TextEncoder
 from hywu_cli.dataset import PhotoBank, PhrasingTable, sample_batch
+from hywu_cli.editor import LORA_TARGET_PATTERNS
 from hywu_cli.edits import EDIT_FAMILIES, PRETRAINING_FAMILIES
-from hywu_cli.editor import LORA_TARGET_PATTERNS, LiteEditor
-from hywu_cli.generator import ParameterGenerator
 from hywu_cli.injection import apply_generated_lora, inject_generated_lora
+from hywu_cli.modeling import ConditionEncoder, LiteEditor, ParameterGenerator
 
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,9 @@ def package_text_encoder(destination: Path) -> None:
     save_file(weights, str(destination / "model.safetensors"), metadata={"format": "pt"})
 
     apache = Path("/usr/share/common-licenses/Apache-2.0")
-    licence_text = apache.read_text() if apache.is_file() else "Apache License 2.0: https://www.apache.org/licenses/LICENSE-2.0\n"
+    licence_text = (
+        apache.read_text() if apache.is_file() else "Apache License 2.0: https://www.apache.org/licenses/LICENSE-2.0\n"
+    )
     (destination / "LICENSE").write_text(licence_text)
     (destination / "NOTICE").write_text(
         f"Model: {TEXT_ENCODER_SOURCE}.\nLicence: {TEXT_ENCODER_LICENCE} (see LICENSE).\n"
@@ -143,7 +145,9 @@ def collect_photo_paths(config: TrainConfig) -> list[Path]:
 
 
 def _save_progress(folder: Path, step: int, elapsed: float, losses: list[float]) -> None:
-    (folder / "progress.json").write_text(json.dumps({"step": step, "elapsed_s": elapsed, "recent_loss": losses[-50:]}))
+    (folder / "progress.json").write_text(
+        json.dumps({"step": step, "elapsed_s": elapsed, "recent_loss": losses[-50:]})
+    )
 
 
 def _load_progress(folder: Path) -> dict:
@@ -229,7 +233,9 @@ def train_base(context: TrainingContext) -> Path:
 # Stage 2: parameter generator
 
 
-def build_generator_modules(editor_dir: Path, config: TrainConfig) -> tuple[LiteEditor, ConditionEncoder, ParameterGenerator]:
+def build_generator_modules(
+    editor_dir: Path, config: TrainConfig
+) -> tuple[LiteEditor, ConditionEncoder, ParameterGenerator]:
     """Load the frozen editor, wrap its target layers, and build a fresh condition encoder and generator."""
     editor = LiteEditor.from_pretrained(editor_dir)
     editor.requires_grad_(False).eval()
@@ -329,14 +335,26 @@ def _log_step(stage: str, step: int, total: int, losses: list[float], loop_start
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="python -m hywu_cli.training", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--photos", type=Path, default=defaults.photos, help="folder built by `python -m hywu_cli.photos`")
-    parser.add_argument("--extra-photos", type=Path, action="append", default=[], help="a folder of your own photos (repeatable)")
+    parser.add_argument(
+        "--photos", type=Path, default=defaults.photos, help="folder built by `python -m hywu_cli.photos`"
+    )
+    parser.add_argument(
+        "--extra-photos", type=Path, action="append", default=[], help="a folder of your own photos (repeatable)"
+    )
     parser.add_argument("--out", type=Path, default=defaults.out, help="model folder to write")
     parser.add_argument("--work", type=Path, default=defaults.work, help="checkpoints and logs")
-    for name in ("base_steps", "generator_steps", "batch_size", "base_batch_size", "crop_size", "checkpoint_every", "seed"):
+    for name in (
+        "base_steps",
+        "generator_steps",
+        "batch_size",
+        "base_batch_size",
+        "crop_size",
+        "checkpoint_every",
+        "seed",
+    ):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     args = parser.parse_args(argv)
-    return TrainConfig(**{key: value for key, value in vars(args).items()})
+    return TrainConfig(**vars(args))
 
 
 def main(argv: list[str] | None = None) -> None:
