@@ -1,0 +1,117 @@
+"""End-to-end checks of the packaged hywu-lite model (skipped only while weights/hywu-lite is missing)."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from hywu_cli.edits import GRADE_STRENGTH, PRETRAINING_FAMILIES, apply_edit
+from hywu_cli.evaluation import psnr
+from hywu_cli.injection import apply_generated_lora, unwrap_generated_lora
+from hywu_cli.phrasings import FAMILY_PHRASINGS
+from hywu_cli.pipeline import pil_to_tensor
+
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "weights" / "hywu-lite"
+EXAMPLES = sorted((ROOT / "examples").glob("*.jpg"))
+
+pytestmark = pytest.mark.skipif(not (MODEL / "manifest.json").is_file(), reason="weights/hywu-lite not built yet")
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from hywu_cli import load_pipeline
+
+    return load_pipeline(MODEL, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def photos():
+    images = []
+    for path in EXAMPLES[:2]:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((320, 320))
+            images.append(image)
+    return images
+
+
+def test_edit_keeps_odd_size(pipe):
+    image = Image.new("RGB", (427, 640), (120, 140, 160))
+
+    out = pipe.edit(image, "make it warmer")
+
+    assert out.size == (427, 640)
+    assert out.mode == "RGB"
+
+
+def test_batch_matches_single_edits(pipe, photos):
+    instructions = ["make it snowy", "turn it into a pencil sketch"]
+
+    batched = pipe.edit_batch(photos, instructions, seeds=[3, 4])
+    single = [pipe.edit(photo, text, seed=seed) for photo, text, seed in zip(photos, instructions, [3, 4])]
+
+    for first, second in zip(batched, single):
+        difference = (pil_to_tensor(first) - pil_to_tensor(second)).abs().max().item()
+        assert difference <= 1 / 255 + 1e-6
+
+
+def test_strength_zero_runs_bare_base(pipe, photos):
+    image = pil_to_tensor(photos[0])
+
+    zero = pipe.edit_tensors([image], ["make it sepia"], strength=0.0)[0]
+    bare = pipe.edit_tensors([image], ["make it sepia"], use_lora=False)[0]
+
+    assert torch.equal(zero, bare)
+
+
+def test_generated_update_beats_bare_base_on_unseen_families(pipe, photos):
+    """Regression guard: the shipped generator must teach the frozen base edits it never saw."""
+    unseen = ["sepia", "pencil_sketch", "snowy"]
+    assert not set(unseen) & set(PRETRAINING_FAMILIES)
+
+    for family in unseen:
+        phrasing = FAMILY_PHRASINGS[family].eval[0]
+        gains = []
+        for seed, photo in enumerate(photos):
+            image = pil_to_tensor(photo)
+            target = apply_edit(family, image, GRADE_STRENGTH[phrasing.grade], [seed])
+            with_lora = pipe.edit_tensors([image], [phrasing.text], seeds=[seed])[0]
+            bare = pipe.edit_tensors([image], [phrasing.text], seeds=[seed], use_lora=False)[0]
+            gains.append(psnr(with_lora, target) - psnr(bare, target))
+        assert min(gains) > 1.0, (family, gains)
+
+
+def test_scope_check_flags_unrelated_request(pipe):
+    outside = pipe.check_scope("replace the dog with a cat")
+    inside = pipe.check_scope("make it look like a snowy winter day")
+
+    assert not outside.in_scope
+    assert outside.closest and len(outside.closest) <= 3
+    assert inside.in_scope
+    assert inside.closest[0][0] == "Snowy"
+
+
+def test_saved_lora_reproduces_edit_with_peft(pipe, photos, tmp_path):
+    peft = pytest.importorskip("peft")
+    image = photos[0]
+    instruction = "give it a vintage film look"
+
+    pipe.save_lora(image, instruction, tmp_path / "adapter")
+
+    thumbnail = pipe.editor.make_thumbnail(pil_to_tensor(image))
+    encoded = pipe.encode_instructions([instruction])
+    lora = pipe.generate_lora(thumbnail, encoded)
+    with apply_generated_lora(pipe.editor, lora):
+        expected = pipe.editor.predict_operators(thumbnail, encoded.sentence_embeddings)
+    bare_editor = unwrap_generated_lora(copy.deepcopy(pipe.editor))
+    peft_editor = peft.PeftModel.from_pretrained(bare_editor, tmp_path / "adapter").eval()
+    with torch.no_grad():
+        actual = peft_editor.base_model.model.predict_operators(thumbnail, encoded.sentence_embeddings)
+
+    torch.testing.assert_close(actual.lut, expected.lut, atol=1e-5, rtol=0)
+    torch.testing.assert_close(actual.scalars, expected.scalars, atol=1e-5, rtol=0)
+    torch.testing.assert_close(actual.spatial, expected.spatial, atol=1e-5, rtol=0)
