@@ -94,6 +94,32 @@ def tensor_to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(array, mode="RGB")
 
 
+MAX_STRENGTH = 4.0
+
+
+def check_strength(strength: float) -> None:
+    """Reject strengths outside [0, MAX_STRENGTH]: far larger updates push the colour table to black or white."""
+    if not (0.0 <= strength <= MAX_STRENGTH):
+        raise HywuError(f"invalid strength {strength}; expected a number from 0 to {MAX_STRENGTH:g} (1 = as trained)")
+
+
+def prepare_image(image: Image.Image | str | Path) -> Image.Image:
+    """Return an upright 8-bit RGB image from a PIL image or a file path.
+
+    Files are read by `hywu_cli.imageio.load_image`. PIL images are turned upright by their EXIF orientation and
+    converted with `hywu_cli.imageio.convert_to_rgb` (transparency flattened onto white, 16-bit scaled to 8-bit).
+    """
+    from PIL import ImageOps
+
+    from hywu_cli.imageio import convert_to_rgb, load_image
+
+    if isinstance(image, (str, Path)):
+        return load_image(image).image
+    if not isinstance(image, Image.Image):
+        raise HywuError(f"expected a PIL image or a file path, got {type(image).__name__}")
+    return convert_to_rgb(ImageOps.exif_transpose(image))
+
+
 class HywuPipeline:
     """Loads a model folder once and edits photos with instance-specific generated LoRA updates."""
 
@@ -186,6 +212,7 @@ class HywuPipeline:
         if len(images) != len(instructions):
             raise HywuError(f"got {len(images)} images but {len(instructions)} instructions")
         seeds = list(seeds) if seeds is not None else [0] * len(images)
+        check_strength(strength)
         dtype = DTYPES[self.dtype]
 
         # 1. Encode the instructions.
@@ -228,8 +255,9 @@ class HywuPipeline:
         if len(images) != len(instructions):
             raise HywuError(f"got {len(images)} images but {len(instructions)} instructions")
         seeds = list(seeds) if seeds is not None else [0] * len(images)
+        check_strength(strength)
         dtype = DTYPES[self.dtype]
-        arrays = [np.asarray(image.convert("RGB"), dtype=np.uint8) for image in images]
+        arrays = [np.asarray(prepare_image(image), dtype=np.uint8) for image in images]
 
         # 1. Encode the instructions.
         encoded = self.encode_instructions(instructions)
@@ -269,14 +297,19 @@ class HywuPipeline:
                 results.append(Image.fromarray(rendered, mode="RGB"))
         return results
 
-    def edit(self, image: Image.Image, instruction: str, *, strength: float = 1.0, seed: int = 0) -> Image.Image:
-        """Edit one PIL image as `instruction` asks; the result has the input's size."""
+    def edit(
+        self, image: Image.Image | str | Path, instruction: str, *, strength: float = 1.0, seed: int = 0
+    ) -> Image.Image:
+        """Edit one PIL image or image file as `instruction` asks; the result has the input's upright size."""
         return self.edit_batch([image], [instruction], strength=strength, seeds=[seed])[0]
 
-    def save_lora(self, image: Image.Image, instruction: str, directory: str | Path, *, strength: float = 1.0) -> Path:
+    def save_lora(
+        self, image: Image.Image | str | Path, instruction: str, directory: str | Path, *, strength: float = 1.0
+    ) -> Path:
         """Write the LoRA update generated for (image, instruction) as a PEFT adapter for the bare editor."""
+        check_strength(strength)
         encoded = self.encode_instructions([instruction])
-        thumbnail = self.editor.make_thumbnail(pil_to_tensor(image).to(self.device, DTYPES[self.dtype]))
+        thumbnail = self.editor.make_thumbnail(pil_to_tensor(prepare_image(image)).to(self.device, DTYPES[self.dtype]))
         lora = self.generate_lora(thumbnail, encoded).scaled(strength)
         return save_peft_adapter(self.editor, lora, directory)
 
