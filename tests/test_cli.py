@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import struct
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from typer.testing import CliRunner
 from hywu_cli import imageio, models
 from hywu_cli.cli import _common, app
 from hywu_cli.cli.batch import output_name, read_prompts, slugify
+from hywu_cli.errors import HywuWarning
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -130,8 +133,23 @@ class FakePipeline:
     def save_lora(self, image, instruction, directory, *, strength=1.0):
         directory = Path(directory)
         (directory / "adapter_config.json").write_text(json.dumps({"r": 4}))
-        (directory / "adapter_model.safetensors").write_bytes(safetensors_bytes(b"\x00" * 8))
+        weights = directory / "adapter_model.safetensors"
+        weights.write_bytes(safetensors_bytes(b"\x00" * 8))
+        weights.chmod(0o600)  # safetensors writes through a private temporary file and leaves this mode
         return directory
+
+
+class WarningPipeline(FakePipeline):
+    """FakePipeline that warns about a long instruction in both the scope check and the edit, as the real one does."""
+
+    def check_scope(self, instruction):
+        warnings.warn(f"instruction {instruction[:20]!r} is longer than 32 word pieces", HywuWarning, stacklevel=2)
+        return super().check_scope(instruction)
+
+    def edit_batch(self, images, instructions, *, strength=1.0, seeds):
+        for instruction in instructions:
+            warnings.warn(f"instruction {instruction[:20]!r} is longer than 32 word pieces", HywuWarning, stacklevel=2)
+        return super().edit_batch(images, instructions, strength=strength, seeds=seeds)
 
 
 @pytest.fixture
@@ -307,6 +325,70 @@ def test_bad_option_values_exit_2(no_model, tmp_path, option, value):
     assert_one_line_error(result, 2, option)
 
 
+@pytest.mark.parametrize("value", ["-1", "4.5", "1e12", "inf", "-inf", "nan"])
+def test_strength_outside_range_names_range(no_model, tmp_path, value):
+    image = write_image(tmp_path / "photo.jpg")
+
+    result = invoke("edit", image, "make it warmer", "--strength", value)
+
+    assert_one_line_error(result, 2, "--strength", "from 0 to 4")
+
+
+@pytest.mark.parametrize("value", ["0", "4"])
+def test_strength_range_ends_accepted(fake_pipe, tmp_path, value):
+    image = write_image(tmp_path / "photo.jpg")
+
+    result = invoke("edit", image, "make it warmer", "--strength", value)
+
+    assert result.exit_code == 0, result.output
+
+
+def test_strength_limit_matches_pipeline():
+    from hywu_cli import pipeline
+
+    assert _common.MAX_STRENGTH == pipeline.MAX_STRENGTH
+
+
+def test_long_instruction_not_checked_as_path(fake_pipe, tmp_path):
+    image = write_image(tmp_path / "photo.jpg")
+    instruction = "make it warmer and brighter " * 12  # over 255 bytes, the usual file name limit
+
+    result = invoke("edit", image, instruction)
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "photo_edited.jpg").is_file()
+
+
+def test_long_sentence_as_image_explained(no_model):
+    result = invoke("edit", "make it warmer and brighter " * 12, "photo.jpg")
+
+    assert_one_line_error(result, 2, "reads like an instruction")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "exit_code", "fragment"),
+    [
+        (["edit", "{tmp}/nope.jpg", "make it warmer"], 2, "image not found"),
+        (["edit", "{tmp}/photo.jpg", "  "], 2, "instruction is empty"),
+        (["edit", "{tmp}/photo.jpg", "make it warmer", "--bogus"], 2, "--bogus"),
+        (["edit", "{tmp}/photo.jpg", "make it warmer", "--strength", "9"], 2, "from 0 to 4"),
+        (["batch", "{tmp}/nowhere", "{tmp}/prompts.txt"], 2, "folder not found"),
+        (["edit", "{tmp}/photo.jpg", "make it warmer", "--model", "./missing"], 1, "model folder not found"),
+    ],
+)
+def test_json_error_line_for_every_error(no_model, tmp_path, arguments, exit_code, fragment):
+    write_image(tmp_path / "photo.jpg")
+    write_prompts(tmp_path / "prompts.txt", "make it warmer")
+
+    result = invoke(*[argument.format(tmp=tmp_path) for argument in arguments], "--json")
+
+    assert result.exit_code == exit_code, result.output
+    data = json.loads(result.stdout)
+    assert data["status"] == "error"
+    assert fragment in data["error"]
+    assert_one_line_error(result, exit_code, fragment)
+
+
 def test_unwritable_output_folder_fails_fast(no_model, tmp_path):
     image = write_image(tmp_path / "photo.jpg")
     blocker = tmp_path / "somefile.txt"
@@ -347,6 +429,24 @@ def test_unsupported_output_extension(no_model, tmp_path):
     assert_one_line_error(result, 2, "unsupported extension", ".gif")
 
 
+def test_failed_edit_creates_no_output_folder(no_model, tmp_path):
+    image = write_truncated_jpeg(tmp_path / "cut.jpg")
+
+    result = invoke("edit", image, "make it warmer", "-o", tmp_path / "out" / "x.jpg")
+
+    assert_one_line_error(result, 1, "truncated")
+    assert not (tmp_path / "out").exists()
+
+
+def test_strict_failure_creates_no_adapter_folder(fake_pipe, tmp_path):
+    image = write_image(tmp_path / "photo.jpg")
+
+    result = invoke("edit", image, "add a moustache", "--strict", "--save-lora", tmp_path / "adapter")
+
+    assert result.exit_code == 1, result.output
+    assert not (tmp_path / "adapter").exists()
+
+
 def test_truncated_jpeg_fails_without_output(no_model, tmp_path):
     image = write_truncated_jpeg(tmp_path / "cut.jpg")
 
@@ -357,20 +457,25 @@ def test_truncated_jpeg_fails_without_output(no_model, tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir() if path.is_file()) == ["cut.jpg"]
 
 
-def test_bomb_png_rejected_fast(no_model, tmp_path):
+def write_bomb_png(path: Path) -> Path:
+    """Write a few-KB PNG whose header declares 20000x20000 pixels."""
     import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    image = tmp_path / "bomb.png"
     header = struct.pack(">IIBBBBB", 20_000, 20_000, 8, 0, 0, 0, 0)
-    image.write_bytes(
+    path.write_bytes(
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
         + chunk(b"IDAT", zlib.compress(b"\0" * 40_004))
         + chunk(b"IEND", b"")
     )
+    return path
+
+
+def test_bomb_png_rejected_fast(no_model, tmp_path):
+    image = write_bomb_png(tmp_path / "bomb.png")
 
     result, elapsed = timed_invoke("edit", image, "make it warmer")
 
@@ -412,7 +517,29 @@ def test_missing_model_hint_download(no_model, home, monkeypatch):
 
     result = invoke("edit", image, "make it warmer")
 
-    assert_one_line_error(result, 1, "hywu-other", "hywu download-weights hywu-other")
+    assert_one_line_error(result, 1, "hywu-other", "hywu download-weights hywu-other --url URL", "--repo-id")
+
+
+def test_broken_model_path_hint_uses_dest(no_model, home):
+    image = write_image(home / "photo.jpg")
+    folder = home / "copies" / "hywu-lite"
+    folder.mkdir(parents=True)
+
+    result = invoke("edit", image, "make it warmer", "--model", folder)
+
+    assert_one_line_error(result, 1, "manifest.json is missing", f"--dest {folder}")
+    assert result.stderr.count("hywu download-weights") == 1
+
+
+def test_model_name_not_shadowed_by_folder(fake_pipe, home, monkeypatch):
+    monkeypatch.chdir(home)
+    (home / "hywu-lite").mkdir()
+    image = write_image(home / "photo.jpg")
+
+    result = invoke("edit", image, "make it warmer")
+
+    assert result.exit_code == 0, result.output
+    assert Path(fake_pipe["loads"][0][0]) == home / "hywu-home" / "models" / "hywu-lite"
 
 
 # --- edit: successful runs -----------------------------------------------------------------------------------
@@ -471,6 +598,36 @@ def test_edit_compare_and_lora(fake_pipe, tmp_path):
     with Image.open(tmp_path / "photo_edited_compare.jpg") as comparison:
         assert comparison.width > 2 * 32
     assert (adapter / "adapter_config.json").is_file()
+
+
+def test_saved_files_follow_umask(fake_pipe, tmp_path):
+    image = write_image(tmp_path / "photo.jpg")
+    adapter = tmp_path / "adapter"
+    expected = 0o666 & ~current_umask()
+
+    result = invoke("edit", image, "make it warmer", "--save-lora", adapter)
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "photo_edited.jpg").stat().st_mode & 0o777 == expected
+    assert (adapter / "adapter_config.json").stat().st_mode & 0o777 == expected
+    assert (adapter / "adapter_model.safetensors").stat().st_mode & 0o777 == expected
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_edit_gif_input(fake_pipe, tmp_path):
+    image = tmp_path / "logo.gif"
+    Image.new("RGB", (12, 8), RED).save(image)
+
+    result = invoke("edit", image, "make it warmer")
+
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "logo_edited.png") as saved:
+        assert close_to(saved.convert("RGB").getpixel((6, 4)), CYAN)
 
 
 def test_edit_json_result(fake_pipe, tmp_path):
@@ -698,8 +855,8 @@ def test_batch_mixed_folder(fake_pipe, mixed_folder, tmp_path):
     assert not any(".DS_Store" in record["image"] for record in records)
     assert all(record["seed"] == 0 and record["model"] == "hywu-lite" for record in records)
     assert all("edit" in record["seconds"] for record in by_status["ok"])
-    assert "failed jobs" in result.stdout
-    assert "truncated.jpg" in result.stdout
+    assert "failed jobs" in result.stderr
+    assert "truncated.jpg" in result.stderr
     assert len(fake_pipe["loads"]) == 1
 
 
@@ -727,7 +884,7 @@ def test_batch_sizes_and_single_load(fake_pipe, tmp_path):
     assert fake_pipe["pipe"].batch_sizes == [4, 2]
     assert len(fake_pipe["loads"]) == 1
     assert len(list((folder / "hywu-out").glob("*__*.jpg"))) == 6
-    assert "[6/6] ok" in result.stdout
+    assert "[6/6] ok" in result.stderr
 
 
 def test_batch_failure_isolated(fake_pipe, tmp_path):
@@ -836,7 +993,93 @@ def test_batch_strict_out_of_scope_writes_nothing(fake_pipe, tmp_path):
     result = invoke("batch", folder, prompts, "--strict")
 
     assert_one_line_error(result, 1, "add a moustache", alone=False)
-    assert not list((folder / "hywu-out").glob("*__*"))
+    assert not (folder / "hywu-out").exists()
+
+
+def test_batch_output_on_stderr_result_on_stdout(fake_pipe, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_image(folder / "a.jpg")
+    prompts = write_prompts(tmp_path / "prompts.txt", "make it warmer")
+
+    result = invoke("batch", folder, prompts)
+
+    out = folder / "hywu-out"
+    assert result.exit_code == 0, result.output
+    assert "[1/1] ok" in result.stderr
+    assert "hywu batch summary" in result.stderr
+    assert result.stdout == f"outputs: {out}\nmanifest: {out / 'hywu-manifest.jsonl'}\n"
+
+
+def test_batch_quiet_lists_only_failures(fake_pipe, mixed_folder, tmp_path):
+    prompts = write_prompts(tmp_path / "prompts.txt", "make it warmer", "explode please")
+
+    result = invoke("batch", mixed_folder, prompts, "-q")
+
+    lines = result.stderr.strip().splitlines()
+    failures = [line for line in lines if line.startswith("failed: ")]
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "summary" not in result.stderr
+    assert all(line.startswith(("failed: ", "warning: ")) for line in lines), result.stderr
+    # 4 images fail "explode please", truncated.jpg fails both instructions, empty.jpg is broken
+    assert len(failures) == 7
+    assert not any("notes.txt" in line for line in lines)
+
+
+def test_batch_warning_printed_once(fake_pipe, monkeypatch, tmp_path):
+    monkeypatch.setattr(_common, "load_pipeline", WarningPipeline)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_image(folder / "a.jpg")
+    write_image(folder / "b.jpg")
+    prompts = write_prompts(tmp_path / "prompts.txt", "make it warmer " * 20)
+
+    result = invoke("batch", folder, prompts)
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("longer than 32 word pieces") == 1
+
+
+def test_batch_swapped_arguments_hint(no_model, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    prompts = write_prompts(tmp_path / "prompts.txt", "make it warmer")
+
+    result = invoke("batch", prompts, folder)
+
+    assert_one_line_error(result, 2, "look swapped", f"hywu batch {folder} {prompts}")
+
+
+def test_batch_oversized_image_rejected_before_model(no_model, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_bomb_png(folder / "bomb.png")
+    prompts = write_prompts(tmp_path / "prompts.txt", "make it warmer")
+
+    result, elapsed = timed_invoke("batch", folder, prompts)
+
+    assert_one_line_error(result, 1, "bomb.png", "120 megapixels")
+    assert elapsed < 1.0
+    assert not (folder / "hywu-out").exists()
+
+
+def test_batch_oversized_image_listed_as_broken(fake_pipe, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_bomb_png(folder / "bomb.png")
+    write_image(folder / "good.jpg")
+    prompts = write_prompts(tmp_path / "prompts.txt", "make it warmer")
+
+    result = invoke("batch", folder, prompts, "--json")
+
+    data = json.loads(result.stdout)
+    records = {Path(record["image"]).name: record for record in read_manifest(folder)}
+    assert result.exit_code == 1
+    assert data["ok"] == 1
+    assert data["broken_files"] == 1
+    assert records["bomb.png"]["instruction"] is None
+    assert "120 megapixels" in records["bomb.png"]["error"]
 
 
 # --- edits and info ------------------------------------------------------------------------------------------
@@ -875,6 +1118,25 @@ def test_info_table(home):
     assert result.exit_code == 0, result.output
     assert "test licence text" in result.stdout
     assert "editor/model.safetensors" in result.stdout
+
+
+def test_info_model_path_has_no_search_path(home):
+    folder = make_model_dir(home / "elsewhere" / "my-model")
+
+    data = json.loads(invoke("info", "--json", "--model", folder).stdout)
+    table = invoke("info", "--model", folder)
+
+    assert data["model_search_path"] == []
+    assert data["model"]["path"] == str(folder)
+    assert table.exit_code == 0, table.output
+    assert "search path" not in table.stdout
+    assert str(home / "hywu-home" / "models") not in table.stdout
+
+
+def test_info_search_path_follows_model_name(home):
+    data = json.loads(invoke("info", "--json", "--model", "other-model").stdout)
+
+    assert data["model_search_path"][0] == str(home / "hywu-home" / "models" / "other-model")
 
 
 # --- real packaged model -------------------------------------------------------------------------------------

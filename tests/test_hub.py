@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hywu_cli import hub, models
-from hywu_cli.errors import DownloadError, ModelFilesError
+from hywu_cli.errors import DownloadError, ModelFilesError, OutputPathError
 
 
 LFS_POINTER = (
@@ -112,7 +112,20 @@ def test_verify_missing_manifest(tmp_path):
 
     assert len(problems) == 1
     assert "manifest.json is missing" in problems[0]
-    assert "hywu download-weights" in problems[0]
+
+
+def test_broken_folder_hint_given_once(tmp_path):
+    folder = tmp_path / "my-copy"
+    folder.mkdir()
+
+    with pytest.raises(ModelFilesError) as raised:
+        models.check_model_dir(folder)
+
+    message = str(raised.value)
+    assert "manifest.json is missing" in message
+    assert message.count("hywu download-weights") == 1
+    assert f"hywu download-weights --dest {folder} --url URL" in message
+    assert "download-weights my-copy" not in message
 
 
 def test_manifest_path_outside_folder_rejected(tmp_path):
@@ -206,6 +219,62 @@ def test_resolve_missing_model_hint(tmp_path, monkeypatch):
         models.resolve_model_dir("other-model")
     with pytest.raises(ModelFilesError, match="model folder not found"):
         models.resolve_model_dir(str(tmp_path / "no" / "such"))
+
+
+def test_missing_model_hint_names_a_source(monkeypatch):
+    monkeypatch.setattr(models, "source_checkout", lambda: None)
+
+    with pytest.raises(ModelFilesError) as packaged:
+        models.resolve_model_dir("hywu-lite")
+    with pytest.raises(ModelFilesError) as other:
+        models.resolve_model_dir("other-model")
+
+    for message in (str(packaged.value), str(other.value)):
+        assert "--url URL" in message
+        assert "--repo-id ORG/NAME" in message
+        assert message.count("hywu download-weights") == 1
+    assert "pip install -e ." in str(packaged.value)
+    assert "weights/hywu-lite" in str(packaged.value)
+    assert "pip install -e ." not in str(other.value)
+
+
+def test_incomplete_checkout_copy_hint(tmp_path, isolated_home, monkeypatch):
+    checkout = tmp_path / "checkout"
+    (checkout / "weights" / "hywu-lite" / "text_encoder").mkdir(parents=True)
+    monkeypatch.setattr(models, "source_checkout", lambda: checkout)
+
+    with pytest.raises(ModelFilesError) as raised:
+        models.resolve_model_dir("hywu-lite")
+
+    message = str(raised.value)
+    assert "this checkout's copy of hywu-lite is incomplete" in message
+    assert str(isolated_home / "models" / "hywu-lite") in message
+    assert "move that folder away" not in message
+
+
+def test_name_not_shadowed_by_folder_in_working_directory(tmp_path, isolated_home, monkeypatch):
+    make_model_dir(isolated_home / "models" / "hywu-lite")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hywu-lite").mkdir()
+
+    assert models.resolve_model_dir("hywu-lite") == isolated_home / "models" / "hywu-lite"
+    assert models.resolve_model_dir("./hywu-lite") == Path("./hywu-lite")
+
+
+@pytest.mark.parametrize(
+    ("value", "is_path"),
+    [("hywu-lite", False), ("v1.2", False), ("./m", True), ("../m", True), ("~/m", True), ("a/b", True),
+     ("/abs/m", True), (".hidden", True)],
+)  # fmt: skip
+def test_looks_like_path(value, is_path):
+    assert models.looks_like_path(value) is is_path
+
+
+def test_resolve_rejects_value_neither_name_nor_path():
+    with pytest.raises(ModelFilesError, match="not a model name") as raised:
+        models.resolve_model_dir("my model")
+
+    assert "./my model" in str(raised.value)
 
 
 def test_source_checkout_finds_pyproject():
@@ -403,6 +472,48 @@ def test_download_replaces_previous_copy_reusing_files(tmp_path, served_model):
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".dest")] == []
 
 
+def test_download_refuses_folder_with_other_files(tmp_path, served_model):
+    dest = tmp_path / "photos"
+    dest.mkdir()
+    (dest / "holiday.jpg").write_bytes(b"precious")
+
+    with pytest.raises(OutputPathError) as raised:
+        hub.download_model("hywu-lite", url=served_model.url, dest=dest)
+
+    message = str(raised.value)
+    assert "not empty" in message
+    assert "manifest.json" in message
+    assert f"--dest {dest / 'hywu-lite'}" in message
+    assert (dest / "holiday.jpg").read_bytes() == b"precious"
+    assert sorted(path.name for path in dest.iterdir()) == ["holiday.jpg"]
+    assert served_model.requests == []
+
+
+def test_download_into_model_folder_keeps_other_files(tmp_path, served_model):
+    dest = tmp_path / "dest"
+    (dest / "extra").mkdir(parents=True)
+    (dest / "extra" / "old-only.bin").write_bytes(b"part of the old model")
+    make_model_dir(dest, weight_bytes=1024)
+    (dest / "notes.txt").write_text("mine")
+
+    hub.download_model("hywu-lite", url=served_model.url, dest=dest)
+
+    assert models.verify_model_dir(dest) == []
+    assert (dest / "notes.txt").read_text() == "mine"
+    assert not (dest / "extra").exists()
+    assert not (dest / hub.REPLACED_MANIFEST_NAME).exists()
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+
+
+def test_download_into_empty_existing_folder(tmp_path, served_model):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+
+    hub.download_model("hywu-lite", url=served_model.url, dest=dest)
+
+    assert models.verify_model_dir(dest) == []
+
+
 def test_missing_manifest_404(tmp_path, served_model):
     del served_model.files["manifest.json"]
 
@@ -578,6 +689,34 @@ def test_cli_download_offline(tmp_path, served_model, monkeypatch):
 
     assert result.exit_code == 1
     assert "HF_HUB_OFFLINE" in result.stderr
+    assert "downloading" not in result.stderr
+
+
+def test_cli_download_into_working_directory(tmp_path, served_model, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+
+    result = run_cli("download-weights", "--url", served_model.url, "--dest", ".")
+
+    assert result.exit_code == 0, result.output
+    assert models.verify_model_dir(work) == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["source-model", "work"]
+    assert not any(path.name.endswith(".download") for path in work.iterdir())
+
+
+def test_cli_download_refuses_unrelated_folder(tmp_path, served_model):
+    dest = tmp_path / "documents"
+    dest.mkdir()
+    (dest / "letter.txt").write_text("keep")
+
+    result = run_cli("download-weights", "--url", served_model.url, "--dest", str(dest))
+
+    assert result.exit_code == 1
+    assert "not empty" in result.stderr
+    assert "--dest" in result.stderr
+    assert "downloading" not in result.stderr
+    assert (dest / "letter.txt").read_text() == "keep"
 
 
 def test_cli_verifies_local_copy(isolated_home):

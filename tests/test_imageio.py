@@ -12,7 +12,7 @@ import pytest
 from PIL import ExifTags, Image, ImageCms, ImageFile
 
 from hywu_cli import imageio
-from hywu_cli.errors import HywuError, InvalidImageError, OutputPathError
+from hywu_cli.errors import HywuError, HywuWarning, InvalidImageError, OutputPathError
 
 
 RED = (255, 0, 0)
@@ -346,12 +346,49 @@ def test_missing_and_folder_rejected(tmp_path):
         imageio.load_image(tmp_path)
 
 
-def test_unsupported_format_rejected(tmp_path):
-    path = tmp_path / "anim.gif"
+def test_unsupported_format_named(tmp_path):
+    path = tmp_path / "photo.ppm"
     Image.new("RGB", (4, 4)).save(path)
 
-    with pytest.raises(InvalidImageError, match="not a JPEG, PNG, WebP, TIFF or BMP"):
+    with pytest.raises(InvalidImageError, match="unsupported format PPM"):
         imageio.load_image(path)
+
+
+def test_unknown_content_rejected(tmp_path):
+    path = tmp_path / "notes.jpg"
+    path.write_text("shopping list\n")
+
+    with pytest.raises(InvalidImageError, match="not a JPEG, PNG, WebP, TIFF, BMP or GIF image"):
+        imageio.load_image(path)
+
+
+def test_animated_gif_loads_first_frame(tmp_path):
+    path = tmp_path / "anim.gif"
+    frames = [Image.new("RGB", (6, 4), RED), Image.new("RGB", (6, 4), (0, 0, 255))]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+
+    loaded = imageio.load_image(path)
+
+    assert imageio.sniff_format(path) == "GIF"
+    assert loaded.format == "GIF"
+    assert loaded.image.mode == "RGB"
+    assert loaded.image.size == (6, 4)
+    assert close_to(loaded.image.getpixel((3, 2)), RED)
+
+
+def test_header_check_rejects_bomb_without_decoding(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    write_bomb_png(bomb)
+    small = tmp_path / "small.png"
+    Image.new("RGB", (20, 10)).save(small)
+
+    started = time.perf_counter()
+    with pytest.raises(InvalidImageError, match="120 megapixels"):
+        imageio.check_image_header(bomb)
+    elapsed = time.perf_counter() - started
+
+    assert elapsed < 1.0
+    assert imageio.check_image_header(small) == (20, 10)
 
 
 def test_sniff_by_content(tmp_path):
@@ -420,6 +457,48 @@ def test_icc_profile_kept(tmp_path):
         output = imageio.save_image(loaded.image, tmp_path / f"out{suffix}", source=loaded)
         with Image.open(output) as saved:
             assert saved.info.get("icc_profile") == profile, suffix
+
+
+def write_jpeg_with_maker_note(path: Path, maker_note_bytes: int) -> None:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "TestCam"
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.MakerNote] = b"\x07" * maker_note_bytes
+    Image.new("RGB", (8, 6)).save(path, exif=exif.tobytes())
+
+
+def test_oversized_maker_note_dropped_once(tmp_path):
+    source_path = tmp_path / "camera.jpg"
+    write_jpeg_with_maker_note(source_path, 65_350)  # fits alone, too long with the edit metadata
+    loaded = imageio.load_image(source_path)
+
+    with pytest.warns(HywuWarning, match="MakerNote") as caught:
+        output = imageio.save_image(loaded.image, tmp_path / "out.jpg", metadata=METADATA, source=loaded)
+
+    with Image.open(output) as saved:
+        exif = saved.getexif()
+    assert len([warning for warning in caught if issubclass(warning.category, HywuWarning)]) == 1
+    assert exif[ExifTags.Base.Make] == "TestCam"
+    assert ExifTags.Base.MakerNote not in exif.get_ifd(ExifTags.IFD.Exif)
+    assert imageio.read_metadata(output)["instruction"] == METADATA["instruction"]
+
+
+def test_oversized_exif_not_carried_into_jpeg(tmp_path):
+    source_path = tmp_path / "tagged.png"
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "TestCam"
+    exif[ExifTags.Base.Copyright] = "c" * 70_000  # PNG stores any size; a JPEG EXIF segment cannot
+    Image.new("RGB", (8, 6)).save(source_path, exif=exif.tobytes())
+    loaded = imageio.load_image(source_path)
+
+    with pytest.warns(HywuWarning, match="carry none of the input's EXIF"):
+        output = imageio.save_image(loaded.image, tmp_path / "out.jpg", metadata=METADATA, source=loaded)
+
+    with Image.open(output) as saved:
+        assert ExifTags.Base.Make not in saved.getexif()
+    assert imageio.read_metadata(output)["seed"] == "7"
+    png_output = imageio.save_image(loaded.image, tmp_path / "out.png", metadata=METADATA, source=loaded)
+    with Image.open(png_output) as saved:
+        assert saved.getexif()[ExifTags.Base.Make] == "TestCam"
 
 
 def test_save_never_overwrites_input(tmp_path):

@@ -4,7 +4,11 @@ Instruction tokens come from the frozen sentence encoder all-MiniLM-L6-v2 (a 6-l
 under `weights/<model>/text_encoder/`). Image tokens come from a small trainable CNN over a 64 x 64 thumbnail.
 Both are projected to `cond_dim` and concatenated:
 
-    condition = [instruction tokens (batch, text_tokens, cond_dim) ; image tokens (batch, 16, cond_dim)]
+    condition = [summary token (batch, 1, cond_dim) ; instruction tokens (batch, text_tokens, cond_dim) ;
+                 image tokens (batch, 16, cond_dim)]
+
+The summary token projects the instruction's sentence embedding together with the photo's colour statistics; the
+generator adds it to every parameter position as a direct per-instance signal.
 
 The sentence embedding (mean of the token states, L2-normalised, as sentence-transformers does for this model)
 also conditions the base editor and drives the out-of-scope check.
@@ -56,23 +60,39 @@ class ConditionEncoderNetwork(nn.Module):
         )
         self.image_proj = nn.Linear(cond_dim + 6, cond_dim)
         self.image_pos = nn.Parameter(torch.randn(image_grid * image_grid, cond_dim) * 0.02)
-        self.type_embed = nn.Parameter(torch.randn(2, cond_dim) * 0.02)
+        self.summary_proj = nn.Linear(text_dim + 6, cond_dim)
+        self.type_embed = nn.Parameter(torch.randn(3, cond_dim) * 0.02)
+
+    def _thumbnail(self, images: torch.Tensor) -> torch.Tensor:
+        size = self.hparams.image_size
+        return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+    @staticmethod
+    def _colour_statistics(thumbnails: torch.Tensor) -> torch.Tensor:
+        return torch.cat([thumbnails.mean(dim=(2, 3)), thumbnails.std(dim=(2, 3))], dim=1)  # (batch, 6)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Return image tokens (batch, image_grid**2, cond_dim) for images (batch, 3, height, width) in [0, 1]."""
-        size = self.hparams.image_size
-        thumbnails = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        thumbnails = self._thumbnail(images)
         tokens = self.image_net(thumbnails * 2 - 1).flatten(2).transpose(1, 2)  # (batch, grid**2, cond_dim)
         # Global colour statistics give every image token the photo's overall exposure and cast.
-        stats = torch.cat([thumbnails.mean(dim=(2, 3)), thumbnails.std(dim=(2, 3))], dim=1)
-        stats = stats[:, None, :].expand(-1, tokens.shape[1], -1)
+        stats = self._colour_statistics(thumbnails)[:, None, :].expand(-1, tokens.shape[1], -1)
         return self.image_proj(torch.cat([tokens, stats], dim=-1)) + self.image_pos + self.type_embed[1]
 
     def forward(self, images: torch.Tensor, instructions: EncodedInstructions) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the condition (batch, text_tokens + image_tokens, cond_dim) and its bool mask."""
+        """Return the condition (batch, 1 + text_tokens + image_tokens, cond_dim) and its bool mask."""
+        stats = self._colour_statistics(self._thumbnail(images))
+        summary = self.summary_proj(torch.cat([instructions.sentence_embeddings, stats], dim=1))[:, None, :]
+        summary = summary + self.type_embed[2]
         text_tokens = self.text_proj(instructions.token_states) + self.type_embed[0]
         image_tokens = self.encode_image(images)
-        image_mask = torch.ones(image_tokens.shape[:2], dtype=torch.bool, device=image_tokens.device)
-        condition = torch.cat([text_tokens, image_tokens], dim=1)
-        mask = torch.cat([instructions.token_mask, image_mask], dim=1)
+        condition = torch.cat([summary, text_tokens, image_tokens], dim=1)
+        mask = torch.cat(
+            [
+                torch.ones(summary.shape[:2], dtype=torch.bool, device=summary.device),
+                instructions.token_mask,
+                torch.ones(image_tokens.shape[:2], dtype=torch.bool, device=image_tokens.device),
+            ],
+            dim=1,
+        )
         return condition, mask

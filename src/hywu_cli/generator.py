@@ -218,6 +218,9 @@ class ParameterGeneratorNetwork(nn.Module):
         self.factor_embed = nn.Parameter(torch.randn(2, width) * 0.02)
 
         self.cond_proj = nn.Linear(cond_dim, width)
+        # The first condition token summarises the instance (see `ConditionEncoderNetwork`); adding it to every grid
+        # position gives each position the instance's identity before any attention has been learned.
+        self.summary_proj = nn.Linear(width, width)
         self.blocks = nn.ModuleList([GeneratorBlock(width, num_heads, mlp_ratio) for _ in range(depth)])
         self.norm_out = nn.LayerNorm(width)
         self.head_a = nn.Linear(width, token_dim)
@@ -274,7 +277,7 @@ class ParameterGeneratorNetwork(nn.Module):
         attn_cond_mask = None if cond_mask is None else cond_mask[:, None, None, :]
 
         grid = self._initial_grid(1).reshape(layers * tokens * rank, -1)
-        x = grid[index.within_layer].expand(batch, -1, -1)  # (batch, real_positions, width)
+        x = grid[index.within_layer] + self.summary_proj(context[:, :1])  # (batch, real_positions, width)
         for block in self.blocks:
             x = block(x, context, index, attn_cond_mask)
         x = self.norm_out(x)

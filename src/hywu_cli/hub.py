@@ -8,8 +8,12 @@ SHA-256. A download never produces a model folder that looks complete but is not
    `.part` file with a Range request, within the same run (`retries`) or in a later run;
 3. every file is checked against the manifest's size and SHA-256; a mismatching file is fetched once more
    from scratch and reported if it still does not match;
-4. only a fully verified staging folder is renamed to the destination. An older copy at the destination stays
-   in place until that rename, and files it shares with the new manifest are reused instead of downloaded.
+4. only a fully verified staging folder is published. A new destination is the staging folder renamed. An
+   existing destination must be empty or contain a model (a manifest.json), because hywu deletes only files
+   that a manifest lists. In such a folder the old manifest is moved aside and the new files are moved in.
+   Then the old model's files that the new manifest no longer lists are deleted, and the new manifest is
+   written last. Other files in that folder are left alone. Files the old copy shares with the new manifest
+   are reused instead of downloaded.
 
 Setting HF_HUB_OFFLINE=1 makes every remote download fail at once, for both sources.
 """
@@ -26,14 +30,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from hywu_cli import models
-from hywu_cli.errors import DownloadError, ModelFilesError
+from hywu_cli.errors import DownloadError, ModelFilesError, OutputPathError
 
 
 logger = logging.getLogger(__name__)
@@ -45,6 +48,9 @@ CHUNK_BYTES = 1 << 20
 RETRY_DELAY_S = 0.5  # wait before retry n is n * RETRY_DELAY_S, at most 5 s
 # Transient failures worth retrying: dropped connections, timeouts and short reads.
 TRANSIENT_ERRORS = (ConnectionError, TimeoutError, socket.timeout, http.client.HTTPException, urllib.error.URLError)
+# The old manifest.json while a new model is moved into an existing folder. Its presence marks the folder as a
+# model under replacement, so rerunning an interrupted download is allowed to finish the job.
+REPLACED_MANIFEST_NAME = ".manifest.json.replaced"
 
 
 class TransferProgress(Protocol):
@@ -99,8 +105,41 @@ def default_dest(name: str) -> Path:
 
 
 def staging_dir(dest: Path) -> Path:
-    """Return the staging folder used while downloading into `dest`; kept between runs so transfers resume."""
+    """Return the staging folder used while downloading into `dest`; kept between runs so transfers resume.
+
+    `dest` is made absolute first, so that `.` and `..` get a staging folder named after the real folder.
+    """
+    dest = Path(os.path.abspath(dest))
     return dest.parent / f".{dest.name}.download"
+
+
+def check_download_target(name: str, dest: str | os.PathLike[str] | None = None) -> Path:
+    """Return the absolute destination folder of a download after the checks that need no network.
+
+    Raises:
+        DownloadError: HF_HUB_OFFLINE is set.
+        OutputPathError: the destination is a file, or a non-empty folder without a manifest.json, whose files
+            hywu would otherwise mix with the model's.
+    """
+    destination = Path(os.path.abspath(Path(dest).expanduser())) if dest is not None else default_dest(name)
+    if is_offline():
+        raise DownloadError(
+            f"{OFFLINE_ENV} is set, so hywu will not download {name}; unset {OFFLINE_ENV} to download, "
+            f"or copy a complete model folder to {destination}"
+        )
+    if destination.exists() and not destination.is_dir():
+        raise OutputPathError(f"cannot download into {destination}: it is a file; pass --dest with a folder")
+    if destination.is_dir() and not _contains_model(destination) and any(destination.iterdir()):
+        raise OutputPathError(
+            f"cannot download into {destination}: the folder is not empty and contains no model "
+            f"(no {models.MANIFEST_NAME}); pass a new or empty folder, e.g. --dest {destination / name}, "
+            "or empty this one"
+        )
+    return destination
+
+
+def _contains_model(folder: Path) -> bool:
+    return (folder / models.MANIFEST_NAME).is_file() or (folder / REPLACED_MANIFEST_NAME).is_file()
 
 
 def download_model(
@@ -128,6 +167,7 @@ def download_model(
 
     Raises:
         DownloadError: offline mode, an HTTP or Hub error, or files that still do not match the manifest.
+        OutputPathError: `dest` is a file or a non-empty folder that contains no model.
         ModelFilesError: no source was given and the local copy is missing or broken.
     """
     if url and repo_id:
@@ -139,13 +179,7 @@ def download_model(
     if not url and not repo_id:
         return verify_local_copy(name, dest)
 
-    destination = Path(dest).expanduser() if dest is not None else default_dest(name)
-    if is_offline():
-        raise DownloadError(
-            f"{OFFLINE_ENV} is set, so hywu will not download {name}; unset {OFFLINE_ENV} to download, "
-            f"or copy a complete model folder to {destination}"
-        )
-
+    destination = check_download_target(name, dest)
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_dir(destination)
     staging.mkdir(exist_ok=True)
@@ -474,16 +508,58 @@ def _publish(staging: Path, destination: Path, manifest: dict) -> None:
     if problems:
         raise DownloadError(f"downloaded model in {staging} is incomplete: {'; '.join(problems)}")
 
-    # 3. Swap it into place; the destination is briefly absent but never partial
+    # 3. Publish it: a new destination is the staging folder renamed; an existing one gets the files moved in
     if destination.exists():
-        backup = destination.parent / f".{destination.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(destination, backup)
-        try:
-            os.rename(staging, destination)
-        except OSError:
-            os.rename(backup, destination)
-            raise
-        shutil.rmtree(backup, ignore_errors=True)
+        _replace_model_files(staging, destination, manifest)
     else:
         os.rename(staging, destination)
     logger.info("model ready at %s", destination)
+
+
+def _replace_model_files(staging: Path, destination: Path, manifest: dict) -> None:
+    """Move the verified files from `staging` into the existing `destination`, keeping files of other origin.
+
+    While the files move, the folder has no manifest.json, so it fails the model check instead of passing it
+    with a mix of old and new files.
+    """
+    current = destination / models.MANIFEST_NAME
+    replaced = destination / REPLACED_MANIFEST_NAME
+
+    # 1. Move the old manifest aside, and read which files belonged to the old model
+    if current.is_file():
+        os.replace(current, replaced)
+    old_paths: set[str] = set()
+    if replaced.is_file():
+        try:
+            old_manifest = models.validate_manifest(json.loads(replaced.read_bytes()), str(replaced))
+            old_paths = {entry["path"] for entry in old_manifest["files"]}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, ModelFilesError) as error:
+            logger.warning("cannot read the old manifest %s (%s); keeping the old model's files", replaced, error)
+    new_paths = {entry["path"] for entry in manifest["files"]}
+
+    try:
+        # 2. Move the new files in. A file reused from the old copy is a hard link to the same file, which
+        #    os.replace leaves as it is.
+        for relative in sorted(new_paths):
+            target = destination / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / relative, target)
+
+        # 3. Delete the old model's files that the new manifest does not list, and folders they leave empty
+        for relative in sorted(old_paths - new_paths):
+            path = destination / relative
+            path.unlink(missing_ok=True)
+            for folder in path.parents:
+                if folder == destination or not folder.is_dir() or any(folder.iterdir()):
+                    break
+                folder.rmdir()
+
+        # 4. Write the new manifest last
+        os.replace(staging / models.MANIFEST_NAME, current)
+    except OSError as error:
+        raise DownloadError(
+            f"cannot move the downloaded model into {destination}: {error.strerror or error}; "
+            "fix the problem and run the same command again to finish"
+        ) from None
+    replaced.unlink(missing_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)

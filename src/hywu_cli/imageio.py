@@ -1,6 +1,6 @@
 """Image reading and writing for hywu.
 
-`load_image` turns any JPEG, PNG, WebP, TIFF or BMP file into an upright 8-bit RGB image and records what it
+`load_image` turns any JPEG, PNG, WebP, TIFF, BMP or GIF file into an upright 8-bit RGB image and records what it
 dropped on the way (source format, mode, EXIF orientation, ICC profile). `save_image` writes the edited image
 atomically with the edit's metadata embedded. Both raise `InvalidImageError` or `OutputPathError` with messages
 meant for the command line.
@@ -35,7 +35,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from PIL import ExifTags, Image, ImageDraw, ImageFont, ImageOps, PngImagePlugin
 
-from hywu_cli.errors import HywuError, InvalidImageError, OutputPathError
+from hywu_cli.errors import HywuError, HywuWarning, InvalidImageError, OutputPathError
 
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,10 @@ MAX_PIXELS_ENV = "HYWU_MAX_PIXELS"
 BACKGROUND_RGB = (255, 255, 255)
 
 # Formats hywu reads. Pillow's JPEG plugin also opens MPO files (the multi-picture JPEG of many phones and
-# cameras) and reports them as "MPO". hywu reads the first picture of such a file.
-READ_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP")
+# cameras) and reports them as "MPO". hywu reads the first picture of such a file, and the first frame of an
+# animated GIF.
+READ_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
+READ_FORMAT_NAMES = "JPEG, PNG, WebP, TIFF, BMP or GIF"
 SAVE_FORMATS = {
     ".jpg": "JPEG",
     ".jpeg": "JPEG",
@@ -60,6 +62,10 @@ CANONICAL_SUFFIX = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp
 # Largest width or height each format can store (libjpeg: 65500, libwebp: 16383; TIFF/PNG/BMP use 32-bit sizes).
 MAX_DIMENSION = {"JPEG": 65_500, "WEBP": 16_383, "PNG": 2**31 - 1, "TIFF": 2**32 - 1, "BMP": 2**31 - 1}
 QUALITY_FORMATS = ("JPEG", "WEBP")
+# Largest EXIF and XMP payloads of one JPEG APP1 segment: 65535 bytes minus the 2-byte length, and for XMP also
+# minus its 29-byte namespace header. Pillow 13.0 raises ValueError on larger ones.
+JPEG_MAX_EXIF_BYTES = 65_533
+JPEG_MAX_XMP_BYTES = 65_533 - 29
 
 EXIF_ASCII_PREFIX = b"ASCII\x00\x00\x00"  # character-code header of an EXIF UserComment
 XMP_NAMESPACE = "urn:hywu:metadata:1/"
@@ -115,7 +121,7 @@ def max_pixels() -> int:
 
 
 def sniff_format(path: str | os.PathLike[str]) -> str | None:
-    """Return the Pillow format name of a JPEG, PNG, WebP, TIFF or BMP file from its first bytes, else None.
+    """Return the Pillow format name of a JPEG, PNG, WebP, TIFF, BMP or GIF file from its first bytes, else None.
 
     Only the first 32 bytes are read, so this is cheap enough to run on every file of a folder. Raises OSError
     when the file cannot be read.
@@ -130,6 +136,8 @@ def sniff_format(path: str | os.PathLike[str]) -> str | None:
         return "WEBP"
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "TIFF"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
     # "BM" alone matches plenty of text files, so also require a known DIB header size at byte 14.
     if (
         head[:2] == b"BM"
@@ -141,7 +149,7 @@ def sniff_format(path: str | os.PathLike[str]) -> str | None:
 
 
 def sniff_image(path: str | os.PathLike[str]) -> bool:
-    """Return whether the file's content starts like a JPEG, PNG, WebP, TIFF or BMP; False if it cannot be read."""
+    """Return whether the file's content starts like an image hywu reads; False if it cannot be read."""
     try:
         return sniff_format(path) is not None
     except OSError:
@@ -164,12 +172,65 @@ def _pillow_bomb_check_disabled() -> Iterator[None]:
             Image.MAX_IMAGE_PIXELS = saved
 
 
+@contextlib.contextmanager
+def _open_checked(path: Path, limit: int) -> Iterator[Image.Image]:
+    """Open an image's header and check its pixel count against `limit`; no pixel data is decoded."""
+    if path.is_dir():
+        raise InvalidImageError(f"{path} is a folder, not an image file")
+    try:
+        with _pillow_bomb_check_disabled():
+            image = Image.open(path, formats=READ_FORMATS)
+    except FileNotFoundError:
+        raise InvalidImageError(f"image not found: {path}") from None
+    except Image.UnidentifiedImageError:
+        other_format = _identify_other_format(path)
+        if other_format is not None:
+            raise InvalidImageError(
+                f"{path}: unsupported format {other_format}; convert it to {READ_FORMAT_NAMES}"
+            ) from None
+        raise InvalidImageError(f"{path} is not a {READ_FORMAT_NAMES} image (or its header is damaged)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise InvalidImageError(f"cannot read image {path}: {error}") from None
+
+    with image:
+        width, height = image.size
+        if width * height > limit:
+            raise InvalidImageError(
+                f"{path} is {width}x{height} = {width * height / 1e6:.1f} megapixels, above the limit of "
+                f"{limit / 1e6:g} megapixels; set {MAX_PIXELS_ENV} to a larger pixel count to allow it"
+            )
+        if width == 0 or height == 0:
+            raise InvalidImageError(f"{path} has no pixels ({width}x{height})")
+        yield image
+
+
+def _identify_other_format(path: Path) -> str | None:
+    """Return the Pillow format name of an image in a format hywu does not read, or None when none matches."""
+    try:
+        with _pillow_bomb_check_disabled(), Image.open(path) as image:
+            return image.format
+    except (OSError, SyntaxError, ValueError, EOFError):
+        return None
+
+
+def check_image_header(path: str | os.PathLike[str], *, pixel_limit: int | None = None) -> tuple[int, int]:
+    """Return an image's (width, height) as stored, after the header checks of `load_image`, without decoding.
+
+    Raises:
+        InvalidImageError: the file is missing, not an image in a format hywu reads, or larger than the pixel
+            limit (`max_pixels()` unless `pixel_limit` is given).
+    """
+    limit = max_pixels() if pixel_limit is None else pixel_limit
+    with _open_checked(Path(path), limit) as image:
+        return image.size
+
+
 def load_image(path: str | os.PathLike[str], *, pixel_limit: int | None = None) -> LoadedImage:
     """Read an image file and return it as an upright 8-bit RGB `LoadedImage`.
 
     Args:
-        path: JPEG, PNG, WebP, TIFF or BMP file; the format is detected from the content, not the extension.
-            For multi-frame files the first frame is used.
+        path: JPEG, PNG, WebP, TIFF, BMP or GIF file; the format is detected from the content, not the
+            extension. For multi-frame files the first frame is used.
         pixel_limit: maximum width * height; defaults to `max_pixels()`. The check runs on the header, before
             any pixel data is decoded.
 
@@ -180,33 +241,11 @@ def load_image(path: str | os.PathLike[str], *, pixel_limit: int | None = None) 
     path = Path(path)
     limit = max_pixels() if pixel_limit is None else pixel_limit
 
-    # 1. Open the header only
-    if path.is_dir():
-        raise InvalidImageError(f"{path} is a folder, not an image file")
-    try:
-        with _pillow_bomb_check_disabled():
-            image = Image.open(path, formats=READ_FORMATS)
-    except FileNotFoundError:
-        raise InvalidImageError(f"image not found: {path}") from None
-    except Image.UnidentifiedImageError:
-        raise InvalidImageError(
-            f"{path} is not a JPEG, PNG, WebP, TIFF or BMP image (or its header is damaged)"
-        ) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise InvalidImageError(f"cannot read image {path}: {error}") from None
-
-    with image:
-        # 2. Reject oversized images before decoding them
+    # 1. Open the header only and reject oversized images before decoding them
+    with _open_checked(path, limit) as image:
         width, height = image.size
-        if width * height > limit:
-            raise InvalidImageError(
-                f"{path} is {width}x{height} = {width * height / 1e6:.1f} megapixels, above the limit of "
-                f"{limit / 1e6:g} megapixels; set {MAX_PIXELS_ENV} to a larger pixel count to allow it"
-            )
-        if width == 0 or height == 0:
-            raise InvalidImageError(f"{path} has no pixels ({width}x{height})")
 
-        # 3. Decode. hywu never sets PIL.ImageFile.LOAD_TRUNCATED_IMAGES (default False), so a cut file raises
+        # 2. Decode. hywu never sets PIL.ImageFile.LOAD_TRUNCATED_IMAGES (default False), so a cut file raises
         # here instead of loading with grey padding.
         try:
             image.load()
@@ -220,7 +259,7 @@ def load_image(path: str | os.PathLike[str], *, pixel_limit: int | None = None) 
         icc_profile = image.info.get("icc_profile") or None
         orientation = _read_orientation(image)
 
-        # 4. Rotate upright and convert to RGB
+        # 3. Rotate upright and convert to RGB
         try:
             upright = ImageOps.exif_transpose(image)
         except (OSError, SyntaxError, ValueError) as error:
@@ -435,22 +474,26 @@ def save_image(
             image.save(file, format=image_format, **options)
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(temporary, 0o666 & ~_current_umask())
+        os.chmod(temporary, default_file_mode())
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)
         raise OutputPathError(f"cannot write {path}: {error.strerror or error}") from None
+    except ValueError as error:  # Pillow's encoders reject data they cannot store this way
+        temporary.unlink(missing_ok=True)
+        raise OutputPathError(f"cannot write {path}: {error}") from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     return path
 
 
-def _current_umask() -> int:
+def default_file_mode() -> int:
+    """Return the permission bits a new file gets under the current umask, e.g. 0o644 for umask 022."""
     # os.umask can only be read by setting it; hywu is single-threaded where it saves files.
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def _save_options(image_format: str, metadata: dict[str, object], quality: int, source: LoadedImage | None) -> dict:
@@ -468,8 +511,20 @@ def _save_options(image_format: str, metadata: dict[str, object], quality: int, 
         options["pnginfo"] = text
         if source is not None and source.exif:
             options["exif"] = source.exif
-    elif image_format in ("JPEG", "WEBP", "TIFF"):
-        options["exif"] = _build_exif(metadata, source)
+    elif image_format == "JPEG":
+        options["exif"] = _fit_jpeg_exif(metadata, source)
+        xmp = _build_xmp(metadata) if metadata else b""
+        if len(xmp) > JPEG_MAX_XMP_BYTES:
+            warnings.warn(
+                f"the edit metadata ({len(xmp)} bytes of XMP) is too long for a JPEG XMP segment; "
+                "writing the JPEG without XMP",
+                HywuWarning,
+                stacklevel=3,
+            )
+        elif xmp:
+            options["xmp"] = xmp
+    elif image_format in ("WEBP", "TIFF"):
+        options["exif"] = _build_exif(metadata, source.exif if source is not None else None)
         if image_format != "TIFF" and metadata:
             options["xmp"] = _build_xmp(metadata)
         # TIFF stays uncompressed: with compression Pillow (13.0) hands the file to libtiff, which fails on the
@@ -479,11 +534,13 @@ def _save_options(image_format: str, metadata: dict[str, object], quality: int, 
     return options
 
 
-def _build_exif(metadata: Mapping[str, object], source: LoadedImage | None) -> bytes:
+def _build_exif(metadata: Mapping[str, object], carried: bytes | None, *, drop_maker_note: bool = False) -> bytes:
     exif = Image.Exif()
-    if source is not None and source.exif:
-        exif.load(source.exif)
+    if carried:
+        exif.load(carried)
     exif.pop(ExifTags.Base.Orientation, None)
+    if drop_maker_note:
+        exif.get_ifd(ExifTags.IFD.Exif).pop(ExifTags.Base.MakerNote, None)
     if "instruction" in metadata:
         # EXIF declares ImageDescription as ASCII, but readers such as exiftool accept UTF-8 there. The
         # UserComment below keeps an ASCII-only JSON copy for strict readers.
@@ -492,6 +549,56 @@ def _build_exif(metadata: Mapping[str, object], source: LoadedImage | None) -> b
         exif_ifd = exif.get_ifd(ExifTags.IFD.Exif)
         exif_ifd[ExifTags.Base.UserComment] = EXIF_ASCII_PREFIX + json.dumps(metadata, ensure_ascii=True).encode()
     return exif.tobytes()
+
+
+def _fit_jpeg_exif(metadata: Mapping[str, object], source: LoadedImage | None) -> bytes:
+    """Return EXIF bytes that fit one JPEG segment, dropping carried EXIF parts, with one warning, if needed.
+
+    The input's MakerNote goes first, because camera makers' private blocks are the usual reason for the size.
+    If that is not enough, none of the input's EXIF is carried over, and if the edit metadata alone is too
+    long, the JPEG gets no EXIF at all.
+    """
+    carried = source.exif if source is not None else None
+    exif = _build_exif(metadata, carried)
+    if len(exif) <= JPEG_MAX_EXIF_BYTES:
+        return exif
+
+    limit = f"the {JPEG_MAX_EXIF_BYTES}-byte limit of a JPEG EXIF segment"
+    if carried:
+        maker_note = _exif_maker_note_bytes(carried)
+        if maker_note:
+            exif = _build_exif(metadata, carried, drop_maker_note=True)
+            if len(exif) <= JPEG_MAX_EXIF_BYTES:
+                warnings.warn(
+                    f"the EXIF MakerNote of {source.path} ({maker_note} bytes) does not fit within {limit} "
+                    "together with the edit metadata; JPEG outputs leave it out and keep the rest of its EXIF",
+                    HywuWarning,
+                    stacklevel=4,
+                )
+                return exif
+        exif = _build_exif(metadata, None)
+        if len(exif) <= JPEG_MAX_EXIF_BYTES:
+            warnings.warn(
+                f"the EXIF of {source.path} ({len(carried)} bytes) does not fit within {limit} together with "
+                "the edit metadata; JPEG outputs carry none of the input's EXIF",
+                HywuWarning,
+                stacklevel=4,
+            )
+            return exif
+    warnings.warn(
+        f"the edit metadata does not fit within {limit}; writing the JPEG without EXIF",
+        HywuWarning,
+        stacklevel=4,
+    )
+    return b""
+
+
+def _exif_maker_note_bytes(carried: bytes) -> int:
+    """Return the size of the MakerNote in an EXIF block, or 0 when it has none."""
+    exif = Image.Exif()
+    exif.load(carried)
+    value = exif.get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.MakerNote)
+    return len(value) if isinstance(value, (bytes, str)) else 0
 
 
 def _build_xmp(metadata: Mapping[str, object]) -> bytes:

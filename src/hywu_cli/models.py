@@ -8,7 +8,9 @@ A model is a folder with a `manifest.json` at its root:
 
 `files` lists every file of the folder except manifest.json, with POSIX paths relative to the folder. A model
 name such as "hywu-lite" is looked up first in `$HYWU_HOME/models/<name>` (HYWU_HOME defaults to
-~/.cache/hywu), then in `weights/<name>` of the source checkout that an editable install runs from.
+~/.cache/hywu), then in `weights/<name>` of the source checkout that an editable install runs from. Only a value
+that looks like a path (see `looks_like_path`) names a folder directly, so a folder in the current directory
+that happens to carry a model's name never shadows the lookup.
 
 This module imports neither torch nor safetensors, so the CLI can check model files before loading anything.
 """
@@ -81,14 +83,44 @@ def source_checkout() -> Path | None:
     return None
 
 
-def download_hint(name: str | None = None) -> str:
-    """Return the hint, appended to model file errors, on how to replace broken or missing files."""
-    return f"run `hywu download-weights {name or DEFAULT_MODEL}` to fetch a complete copy"
+def download_hint(
+    name: str | None = None, *, folder: str | os.PathLike[str] | None = None, mention_checkout: bool = True
+) -> str:
+    """Return the hint, appended to model file errors, on how to get a complete copy of the model.
+
+    `name` is the model name the user gave. For a model given as a folder path, pass `folder` instead, so the
+    hint downloads into that folder rather than guessing a model name from the folder's name. For the default
+    model the hint also names where the packaged copy is, unless `mention_checkout` is False.
+    """
+    sources = "--url URL` (an HTTP folder serving manifest.json) or `--repo-id ORG/NAME` (Hugging Face Hub)"
+    if name is None and folder is not None:
+        import shlex
+
+        dest = shlex.quote(os.fspath(folder))
+        return f"download a complete copy into it with `hywu download-weights --dest {dest} {sources}"
+    name = name or DEFAULT_MODEL
+    hint = f"download it with `hywu download-weights {name} {sources}"
+    if name == DEFAULT_MODEL and mention_checkout:
+        hint += (
+            f"; {name} also ships in weights/{name} of the source checkout, where only an editable install "
+            "(`pip install -e .` in the repository) finds it"
+        )
+    return hint
 
 
 def is_model_name(value: str) -> bool:
     """Return whether `value` is a bare model name (letters, digits, '.', '_', '-') rather than a path."""
     return bool(MODEL_NAME_PATTERN.match(value)) and value not in (".", "..")
+
+
+def looks_like_path(value: str | os.PathLike[str]) -> bool:
+    """Return whether a --model value names a folder rather than a model to look up.
+
+    A path contains a path separator, starts with '.' or '~', or is absolute.
+    """
+    text = os.fspath(value)
+    separators = [os.sep] + ([os.altsep] if os.altsep else [])
+    return any(separator in text for separator in separators) or text.startswith((".", "~")) or os.path.isabs(text)
 
 
 def candidate_dirs(name: str) -> list[Path]:
@@ -103,19 +135,25 @@ def candidate_dirs(name: str) -> list[Path]:
 def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
     """Return the folder of a model given by name or by path.
 
-    An existing folder path is returned as is. A name is looked up in `candidate_dirs(name)`, and the first
-    folder that contains a manifest.json wins.
+    A value that `looks_like_path` must be an existing folder and is returned as is. Any other value must be a
+    model name; it is looked up in `candidate_dirs(name)`, and the first folder that contains a manifest.json
+    wins.
 
     Raises:
         ModelFilesError: no folder was found; the message lists where hywu looked and how to download the model.
     """
     text = os.fspath(name_or_path)
-    path = Path(text).expanduser()
-    if path.is_dir():
+    if looks_like_path(text):
+        path = Path(text).expanduser()
+        if not path.is_dir():
+            raise ModelFilesError(
+                f"model folder not found: {text}; pass an existing folder or a model name such as {DEFAULT_MODEL}"
+            )
         return path
     if not is_model_name(text):
         raise ModelFilesError(
-            f"model folder not found: {text}; pass an existing folder or a model name such as {DEFAULT_MODEL}"
+            f"{text!r} is not a model name (letters, digits, '.', '_', '-'); "
+            f"to use a model folder, pass its path, e.g. ./{text}"
         )
 
     candidates = candidate_dirs(text)
@@ -123,8 +161,16 @@ def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
         if (folder / MANIFEST_NAME).is_file():
             return folder
     incomplete = [folder for folder in candidates if folder.is_dir()]
+    if incomplete and incomplete[0] == candidates[0]:
+        # A download goes to this folder, and it refuses a non-empty folder without a manifest.
+        raise ModelFilesError(
+            f"model folder {incomplete[0]} has no {MANIFEST_NAME}; move that folder away, then {download_hint(text)}"
+        )
     if incomplete:
-        raise ModelFilesError(f"model folder {incomplete[0]} has no {MANIFEST_NAME}; {download_hint(text)}")
+        raise ModelFilesError(
+            f"model folder {incomplete[0]} has no {MANIFEST_NAME}, so this checkout's copy of {text} is incomplete; "
+            f"{download_hint(text, mention_checkout=False)}, which puts it in {candidates[0]}, searched first"
+        )
     searched = ", ".join(str(folder) for folder in candidates)
     raise ModelFilesError(f"model {text!r} not found (searched {searched}); {download_hint(text)}")
 
@@ -183,6 +229,9 @@ def validate_manifest(data: object, origin: str = MANIFEST_NAME) -> dict:
 def load_manifest(folder: str | os.PathLike[str]) -> dict:
     """Read and validate `<folder>/manifest.json`.
 
+    The error messages describe the problem only; callers that know how the model was requested add
+    `download_hint`.
+
     Raises:
         ModelFilesError: the manifest is missing, not valid JSON or not a valid manifest.
     """
@@ -190,15 +239,15 @@ def load_manifest(folder: str | os.PathLike[str]) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ModelFilesError(f"{path} is missing; {download_hint(Path(folder).name)}") from None
+        raise ModelFilesError(f"{path} is missing") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ModelFilesError(f"cannot read {path}: {error}") from None
     if text.startswith(LFS_POINTER_PREFIX.decode()):
-        raise ModelFilesError(f"{path} is a Git LFS pointer, not the manifest; {download_hint(Path(folder).name)}")
+        raise ModelFilesError(f"{path} is a Git LFS pointer, not the manifest")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ModelFilesError(f"{path} is not valid JSON ({error}); {download_hint(Path(folder).name)}") from None
+        raise ModelFilesError(f"{path} is not valid JSON ({error})") from None
     return validate_manifest(data, str(path))
 
 
@@ -318,12 +367,16 @@ def verify_model_dir(folder: str | os.PathLike[str], *, check_hashes: bool = Tru
 
 
 def check_model_dir(folder: str | os.PathLike[str], *, check_hashes: bool = False, name: str | None = None) -> None:
-    """Raise ModelFilesError listing every problem that `verify_model_dir` finds, with the download hint."""
+    """Raise ModelFilesError listing every problem that `verify_model_dir` finds, with one download hint.
+
+    `name` is the model name the folder was found under; leave it None for a folder given as a path.
+    """
     folder = Path(folder)
     problems = verify_model_dir(folder, check_hashes=check_hashes)
     if problems:
         listed = "; ".join(problems)
-        raise ModelFilesError(f"model folder {folder} is broken: {listed}; {download_hint(name or folder.name)}")
+        hint = download_hint(name) if name is not None else download_hint(folder=folder)
+        raise ModelFilesError(f"model folder {folder} is broken: {listed}; {hint}")
 
 
 def safetensors_header_problem(path: str | os.PathLike[str]) -> str | None:

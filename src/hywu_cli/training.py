@@ -49,12 +49,12 @@ class TrainConfig:
     out: Path = Path("weights/hywu-lite")
     work: Path = Path("runs/hywu-lite")
     base_steps: int = 1500
-    generator_steps: int = 4000
+    generator_steps: int = 3000
     batch_size: int = 8
     base_batch_size: int = 16
     crop_size: int = 192
     base_lr: float = 2e-3
-    generator_lr: float = 4e-4
+    generator_lr: float = 6e-4
     warmup_steps: int = 100
     checkpoint_every: int = 250
     seed: int = 0

@@ -12,6 +12,7 @@ import enum
 import json
 import logging
 import math
+import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -43,6 +44,8 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 MAX_SEED = 2**32 - 1
+# Same value as hywu_cli.pipeline.MAX_STRENGTH, repeated here so that option parsing does not import torch.
+MAX_STRENGTH = 4.0
 
 
 class Device(str, enum.Enum):
@@ -63,9 +66,12 @@ class Dtype(str, enum.Enum):
     bfloat16 = "bfloat16"
 
 
-def _require_finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise typer.BadParameter(f"{value} is not a finite number")
+def _check_strength(value: float) -> float:
+    allowed = f"use a number from 0 to {MAX_STRENGTH:g} (1 = as trained)"
+    if math.isnan(value):
+        raise typer.BadParameter(f"nan is not a number; {allowed}")
+    if not 0.0 <= value <= MAX_STRENGTH:
+        raise typer.BadParameter(f"{value:g} is out of range; {allowed}")
     return value
 
 
@@ -73,9 +79,11 @@ StrengthOption = Annotated[
     float,
     typer.Option(
         "--strength",
-        min=0.0,
-        callback=_require_finite,
-        help="Scale applied to the generated LoRA update (1.0 = as trained, larger = stronger edit).",
+        callback=_check_strength,
+        help=(
+            f"Scale applied to the generated LoRA update, 0 to {MAX_STRENGTH:g} "
+            "(0 = the base editor alone, 1.0 = as trained, larger = stronger edit)."
+        ),
     ),
 ]
 SeedOption = Annotated[
@@ -195,13 +203,19 @@ def command_session(*, verbose: bool, quiet: bool, json_output: bool = False) ->
     package_logger.propagate = False
 
     with warnings.catch_warnings():
-        # 2. Show HywuWarning as one line; other libraries' warnings only with --verbose
+        # 2. Show each distinct HywuWarning once, as one line; other libraries' warnings only with --verbose.
+        # Python's once-per-location registry misses repeats, because a batch encodes each instruction twice
+        # (scope check, then edit) and image loading changes the warning filters in between, which clears it.
         warnings.simplefilter("default" if verbose else "ignore")
         warnings.simplefilter("default", HywuWarning)
+        printed_warnings: set[str] = set()
 
         def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
             if issubclass(category, HywuWarning):
-                reporter.warning(str(message))
+                text = str(message)
+                if text not in printed_warnings:
+                    printed_warnings.add(text)
+                    reporter.warning(text)
             else:
                 logger.debug("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
 
@@ -234,7 +248,11 @@ def command_session(*, verbose: bool, quiet: bool, json_output: bool = False) ->
 
 
 class HywuGroup(TyperGroup):
-    """Typer group that prints usage errors as one `error: ...` line instead of a usage panel."""
+    """Typer group that prints usage errors as one `error: ...` line instead of a usage panel.
+
+    When the command line contains --json (before any `--`), the error also goes to stdout as the JSON line
+    `{"status": "error", "error": ...}`, including errors found while Typer parses the options.
+    """
 
     def main(
         self,
@@ -246,8 +264,11 @@ class HywuGroup(TyperGroup):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        arguments = list(args) if args is not None else sys.argv[1:]
+        options = arguments[: arguments.index("--")] if "--" in arguments else arguments
+        reporter = Reporter(json_output="--json" in options)
         try:
-            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            result = super().main(arguments, prog_name, complete_var, standalone_mode=False, **extra)
         except UsageError as error:
             if type(error).__name__ == "NoArgsIsHelpError":
                 # `hywu` alone prints the help text, which the exception carries as its message.
@@ -255,13 +276,13 @@ class HywuGroup(TyperGroup):
                 if help_text.strip():
                     typer.echo(help_text)
                 sys.exit(EXIT_USAGE)
-            typer.echo(f"error: {_usage_message(error)}", err=True)
+            reporter.error(_usage_message(error))
             sys.exit(error.exit_code)
         except ClickException as error:
-            typer.echo(f"error: {error.format_message()}", err=True)
+            reporter.error(error.format_message())
             sys.exit(error.exit_code)
         except typer.Abort:
-            typer.echo("error: aborted", err=True)
+            reporter.error("aborted")
             sys.exit(EXIT_FAILURE)
         sys.exit(result if isinstance(result, int) else EXIT_OK)
 
@@ -286,6 +307,22 @@ def check_instruction(instruction: str) -> str:
     return text
 
 
+def _is_file(path: Path | str) -> bool:
+    # Path.is_file raises OSError for names the system rejects, such as a component longer than 255 bytes; an
+    # instruction is often such a "path".
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def check_image_argument(image: Path, instruction: str) -> Path:
     """Return `image` if it is an existing file; otherwise raise BadParameter explaining the likely mistake.
 
@@ -294,20 +331,20 @@ def check_image_argument(image: Path, instruction: str) -> Path:
     """
     from hywu_cli.imageio import SAVE_FORMATS
 
-    if image.is_file():
-        if Path(instruction).is_file() and Path(instruction).suffix.lower() in SAVE_FORMATS:
+    if _is_file(image):
+        if _is_file(instruction) and Path(instruction).suffix.lower() in SAVE_FORMATS:
             raise typer.BadParameter(
                 f"INSTRUCTION {instruction!r} is an image file; hywu edit takes one image and one instruction, "
                 "and `hywu batch FOLDER PROMPTS` edits many",
                 param_hint="INSTRUCTION",
             )
         return image
-    if image.is_dir():
+    if _is_dir(image):
         raise typer.BadParameter(
             f"{str(image)!r} is a folder; pass an image file, or run `hywu batch {image} PROMPTS` to edit a folder",
             param_hint="IMAGE",
         )
-    if Path(instruction).is_file():
+    if _is_file(instruction):
         raise typer.BadParameter(
             f"the arguments look swapped: {str(image)!r} is not a file but {instruction!r} is; "
             f'the image comes first: hywu edit {instruction} "{image}"',
@@ -321,6 +358,30 @@ def check_image_argument(image: Path, instruction: str) -> Path:
             param_hint="IMAGE",
         )
     raise typer.BadParameter(f"image not found: {text}", param_hint="IMAGE")
+
+
+def check_batch_arguments(folder: Path, prompts: Path) -> None:
+    """Raise BadParameter unless FOLDER is a folder and PROMPTS a file, hinting at swapped arguments."""
+    if _is_file(folder) and _is_dir(prompts):
+        raise typer.BadParameter(
+            f"the arguments look swapped: {str(folder)!r} is a file and {str(prompts)!r} a folder; "
+            f"the folder comes first: hywu batch {prompts} {folder}",
+            param_hint="FOLDER",
+        )
+    if _is_file(folder):
+        raise typer.BadParameter(
+            f"{str(folder)!r} is a file; FOLDER must be a folder of photos (to edit one photo, use hywu edit)",
+            param_hint="FOLDER",
+        )
+    if not _is_dir(folder):
+        raise typer.BadParameter(f"folder not found: {folder}", param_hint="FOLDER")
+    if _is_dir(prompts):
+        raise typer.BadParameter(
+            f"{str(prompts)!r} is a folder; PROMPTS must be a text file with one instruction per line",
+            param_hint="PROMPTS",
+        )
+    if not _is_file(prompts):
+        raise typer.BadParameter(f"prompts file not found: {prompts}", param_hint="PROMPTS")
 
 
 def check_output_file(path: Path, *, image: Path | None, overwrite: bool, option: str) -> Path:
@@ -350,12 +411,39 @@ def check_output_file(path: Path, *, image: Path | None, overwrite: bool, option
     return path
 
 
-def prepare_output_dir(folder: Path) -> Path:
-    """Create `folder` if needed and check that files can be created in it.
+def check_output_dir(folder: Path) -> Path:
+    """Check that `folder` exists and is writable, or can be created; create nothing.
+
+    Output folders are created only right before the first file is written, so a command that fails earlier
+    leaves no empty folder behind.
 
     Raises:
-        OutputPathError: the folder cannot be created (for example because a parent is a regular file) or is
-            not writable.
+        OutputPathError: a file is in the way, or the folder (or the nearest existing folder above it) is not
+            writable.
+    """
+    import tempfile
+
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        verb = "use" if existing == folder else "create"
+        raise OutputPathError(f"cannot {verb} output folder {folder}: {existing} is a file")
+    try:
+        # A temporary file is removed on close, so the check leaves nothing behind.
+        with tempfile.TemporaryFile(dir=existing, prefix=".hywu-write-check-"):
+            pass
+    except OSError as error:
+        verb = "write in" if existing == folder else "create"
+        raise OutputPathError(f"cannot {verb} output folder {folder}: {error.strerror or error}") from None
+    return folder
+
+
+def create_output_dir(folder: Path) -> Path:
+    """Create `folder` and its parents if missing.
+
+    Raises:
+        OutputPathError: the folder cannot be created.
     """
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -363,14 +451,19 @@ def prepare_output_dir(folder: Path) -> Path:
         raise OutputPathError(f"cannot use output folder {folder}: a file with that name exists") from None
     except OSError as error:
         raise OutputPathError(f"cannot create output folder {folder}: {error.strerror or error}") from None
-    import tempfile
-
-    try:
-        with tempfile.TemporaryFile(dir=folder, prefix=".hywu-write-check-"):
-            pass
-    except OSError as error:
-        raise OutputPathError(f"cannot write in output folder {folder}: {error.strerror or error}") from None
     return folder
+
+
+def apply_default_file_mode(paths: Sequence[Path]) -> None:
+    """Give files the mode new files get under the umask (e.g. 0o644), as `imageio.save_image` does.
+
+    Libraries that write through a temporary file, as safetensors does, can leave 0o600 behind.
+    """
+    from hywu_cli.imageio import default_file_mode
+
+    mode = default_file_mode()
+    for path in paths:
+        os.chmod(path, mode)
 
 
 # --- model loading -------------------------------------------------------------------------------------------
@@ -427,7 +520,7 @@ def check_model_files(model: str) -> Path:
     Runs before torch is imported so that missing or broken files fail within a second.
     """
     folder = models.resolve_model_dir(model)
-    models.check_model_dir(folder, check_hashes=False, name=model if models.is_model_name(model) else None)
+    models.check_model_dir(folder, check_hashes=False, name=None if models.looks_like_path(model) else model)
     return folder
 
 

@@ -4,8 +4,9 @@ Each (image, instruction) pair is a job. Outputs are named `<stem>__<slug>-<hash
 ASCII rendering of the instruction (at most 40 characters) and the hash is the first 8 hex digits of the SHA-256
 of the image's relative path and the instruction. Names therefore stay short, portable (no characters that
 Windows, macOS or Linux forbid) and distinct for distinct jobs, and a rerun computes the same names, which is
-what --skip-existing relies on. Every job uses the same --seed, so a batch output matches `hywu edit` with the
-same image, instruction and options.
+what --skip-existing relies on. Every job uses the same --seed. The model runs up to --batch-size images in one
+forward pass, and batched arithmetic can round differently from a single image's. A batch output may therefore
+differ from `hywu edit` with the same image, instruction and options by one 8-bit level in some pixels.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from hywu_cli.cli._common import (
     StrictOption,
     VerboseOption,
 )
-from hywu_cli.errors import HywuError, OutputPathError
+from hywu_cli.errors import HywuError, InvalidImageError, OutputPathError
 
 
 if TYPE_CHECKING:
@@ -53,10 +54,10 @@ SLUG_MAX_CHARS = 40
 STEM_MAX_BYTES = 60
 HASH_HEX_DIGITS = 8
 # Extensions that promise an image; such a file with other content counts as a failed input, not an ignored one.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".tif", ".tiff", ".bmp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 # Characters that Windows forbids in file names, plus the path separators of every system.
 _UNSAFE_NAME_CHARACTERS = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
-# Rows of the failure table; the manifest always lists all of them.
+# Rows of the failure table, or failure lines with --quiet; the manifest always lists all of them.
 MAX_PROBLEM_ROWS = 50
 
 
@@ -90,18 +91,10 @@ class ScanResult:
 
 
 def batch(
-    folder: Annotated[
-        Path,
-        typer.Argument(
-            exists=True, file_okay=False, dir_okay=True, help="Folder of photos to edit.", show_default=False
-        ),
-    ],
+    folder: Annotated[Path, typer.Argument(help="Folder of photos to edit.", show_default=False)],
     prompts: Annotated[
         Path,
         typer.Argument(
-            exists=True,
-            file_okay=True,
-            dir_okay=False,
             help="UTF-8 text file with one instruction per line; blank lines and lines starting with # are ignored.",
             show_default=False,
         ),
@@ -131,8 +124,9 @@ def batch(
 ) -> None:
     """Apply every instruction in PROMPTS to every image in FOLDER.
 
-    Images are recognised by content (JPEG, PNG, WebP, TIFF, BMP). Every job is recorded in
-    hywu-manifest.jsonl in the output folder. Exits with 1 if any image failed.
+    Images are recognised by content (JPEG, PNG, WebP, TIFF, BMP, GIF). Every job is recorded in
+    hywu-manifest.jsonl in the output folder. Progress and the summary go to stderr. Exits with 1 if any image
+    failed.
 
     Example: hywu batch holiday/ prompts.txt --batch-size 8
     """
@@ -141,21 +135,19 @@ def batch(
             raise typer.BadParameter("use either --skip-existing or --overwrite", param_hint="--skip-existing")
 
         # 1. Check the arguments and read the prompts
+        _common.check_batch_arguments(folder, prompts)
         instructions = read_prompts(prompts)
         unique = list(dict.fromkeys(instructions))
         if len(unique) < len(instructions):
             reporter.notice(f"ignoring {len(instructions) - len(unique)} repeated instruction(s) in {prompts}")
         output_dir = output_dir if output_dir is not None else folder / DEFAULT_OUTPUT_DIR_NAME
         check_output_dir_location(folder, output_dir)
-        _common.prepare_output_dir(output_dir)
+        _common.check_output_dir(output_dir)
 
-        # 2. Find the images and plan the jobs
+        # 2. Find the images, rejecting oversized ones from their headers, and plan the jobs
         scan = scan_images(folder, recursive=recursive, exclude=output_dir)
         if not scan.images:
-            raise HywuError(
-                f"no JPEG, PNG, WebP, TIFF or BMP images found in {folder} ({len(scan.rejected)} other files)"
-                + ("" if recursive else "; pass --recursive to include subfolders")
-            )
+            raise HywuError(no_images_message(folder, scan, recursive=recursive))
         jobs = plan_jobs(folder, scan.images, unique, output_dir)
         existing = [job for job in jobs if job.output.exists()]
         if existing and not (skip_existing or overwrite):
@@ -170,6 +162,7 @@ def batch(
         _common.check_scope(pipe, unique, strict=strict, reporter=reporter)
 
         # 4. Run the jobs, recording each one in the manifest as it finishes
+        _common.create_output_dir(output_dir)
         manifest_path = output_dir / MANIFEST_NAME
         settings = {"seed": seed, "strength": strength, "model": pipe.model_name}
         with open(manifest_path, "a", encoding="utf-8") as manifest_file:
@@ -260,11 +253,14 @@ def check_output_dir_location(folder: Path, output_dir: Path) -> None:
 def scan_images(folder: Path, *, recursive: bool, exclude: Path | None = None) -> ScanResult:
     """Return the images in `folder`, recognised by content, and the files passed over.
 
-    Hidden files and folders (names starting with '.') are skipped without being listed, and so is the
-    `exclude` folder. Symbolic links to folders are not followed.
+    Each image's header is read, so images above the pixel limit (`imageio.max_pixels()`) and files whose
+    header Pillow rejects count as broken here, before the model loads. Hidden files and folders (names
+    starting with '.') are skipped without being listed, and so is the `exclude` folder. Symbolic links to
+    folders are not followed.
     """
-    from hywu_cli.imageio import sniff_format
+    from hywu_cli.imageio import READ_FORMAT_NAMES, check_image_header, max_pixels, sniff_format
 
+    pixel_limit = max_pixels()
     excluded = exclude.resolve() if exclude is not None else None
     images: list[Path] = []
     rejected: list[RejectedFile] = []
@@ -289,15 +285,35 @@ def scan_images(folder: Path, *, recursive: bool, exclude: Path | None = None) -
                 rejected.append(RejectedFile(path, f"cannot read: {error.strerror or error}", failed=True))
                 continue
             if image_format is not None:
+                try:
+                    check_image_header(path, pixel_limit=pixel_limit)
+                except InvalidImageError as error:
+                    rejected.append(RejectedFile(path, str(error), failed=True))
+                    continue
                 images.append(path)
             elif path.suffix.lower() in IMAGE_SUFFIXES:
-                reason = "empty file" if size == 0 else "content is not JPEG, PNG, WebP, TIFF or BMP (damaged?)"
+                reason = "empty file" if size == 0 else f"content is not {READ_FORMAT_NAMES} (damaged?)"
                 rejected.append(RejectedFile(path, reason, failed=True))
             else:
                 rejected.append(RejectedFile(path, "not an image", failed=False))
 
     visit(folder)
     return ScanResult(images=images, rejected=rejected)
+
+
+def no_images_message(folder: Path, scan: ScanResult, *, recursive: bool) -> str:
+    """Return the error message for a scan that found no image to edit."""
+    from hywu_cli.imageio import READ_FORMAT_NAMES
+
+    broken = [item for item in scan.rejected if item.failed]
+    if broken:
+        return (
+            f"no usable images in {folder}: {len(broken)} image file(s) cannot be edited, "
+            f"e.g. {broken[0].path.name}: {broken[0].reason}"
+        )
+    return f"no {READ_FORMAT_NAMES} images found in {folder} ({len(scan.rejected)} other files)" + (
+        "" if recursive else "; pass --recursive to include subfolders"
+    )
 
 
 def slugify(text: str, max_chars: int = SLUG_MAX_CHARS) -> str:
@@ -421,16 +437,13 @@ class ManifestWriter:
 
 
 class ProgressDisplay:
-    """Job progress: a Rich bar with ETA on a terminal, one plain line per job otherwise, nothing with --quiet.
-
-    The display goes to stdout, or to stderr with --json so that stdout contains only the JSON line.
-    """
+    """Job progress on stderr: a Rich bar with ETA on a terminal, else one plain line per job; none with --quiet."""
 
     def __init__(self, reporter: Reporter, total: int) -> None:
         self.reporter = reporter
         self.total = total
         self.done = 0
-        self.console = reporter.console(stderr=reporter.json_output)
+        self.console = reporter.console(stderr=True)
         self.progress = None
         self.task_id = None
 
@@ -603,48 +616,74 @@ def _edit_chunk(pipe: Any, ready: Sequence[tuple[Job, LoadedImage]], *, strength
 def print_summary(
     reporter: Reporter, jobs: Sequence[Job], rejected: Sequence[RejectedFile], output_dir: Path, manifest: Path
 ) -> int:
-    """Print the counts and the problem files; return the number of failures (failed jobs and broken files)."""
+    """Print the summary and the result; return the number of failures (failed jobs and broken files).
+
+    The counts and the table of files not edited go to stderr, or with --quiet only one line per failure. The
+    result, where the outputs and the manifest are, goes to stdout (one JSON line with --json).
+    """
     counts = {status: sum(job.status == status for job in jobs) for status in ("ok", "skipped", "failed")}
     broken = [item for item in rejected if item.failed]
     ignored = [item for item in rejected if not item.failed]
     failures = counts["failed"] + len(broken)
 
-    problems = [(str(job.image), job.instruction, job.error or "") for job in jobs if job.status == "failed"]
-    problems += [(str(item.path), "", item.reason) for item in rejected]
+    failed_rows = [(str(job.image), job.instruction, job.error or "") for job in jobs if job.status == "failed"]
+    failed_rows += [(str(item.path), "", item.reason) for item in broken]
+    problems = failed_rows + [(str(item.path), "", item.reason) for item in ignored]
 
-    if reporter.json_output:
-        reporter.result(
-            "",
-            {
-                "status": "failed" if failures else "ok",
-                "jobs": len(jobs),
-                **counts,
-                "broken_files": len(broken),
-                "ignored_files": len(ignored),
-                "output_dir": str(output_dir),
-                "manifest": str(manifest),
-                "problems": [
-                    {"file": file, "instruction": instruction or None, "error": error}
-                    for file, instruction, error in problems
-                ],
-            },
-        )
-        return failures
-    if reporter.quiet and not failures:
-        return failures
+    if reporter.quiet and not reporter.json_output:
+        print_failure_lines(failed_rows, manifest)
+    elif not reporter.json_output:
+        print_summary_tables(reporter, counts, len(broken), len(ignored), problems, manifest)
 
+    reporter.result(
+        f"outputs: {output_dir}\nmanifest: {manifest}",
+        {
+            "status": "failed" if failures else "ok",
+            "jobs": len(jobs),
+            **counts,
+            "broken_files": len(broken),
+            "ignored_files": len(ignored),
+            "output_dir": str(output_dir),
+            "manifest": str(manifest),
+            "problems": [
+                {"file": file, "instruction": instruction or None, "error": error}
+                for file, instruction, error in problems
+            ],
+        },
+    )
+    return failures
+
+
+def print_failure_lines(failed_rows: Sequence[tuple[str, str, str]], manifest: Path) -> None:
+    """Print one `failed: FILE ("INSTRUCTION"): REASON` line per failure on stderr, for --quiet."""
+    for file, instruction, error in failed_rows[:MAX_PROBLEM_ROWS]:
+        job = f" ({json.dumps(instruction, ensure_ascii=False)})" if instruction else ""
+        typer.echo(f"failed: {file}{job}: {error}", err=True)
+    if len(failed_rows) > MAX_PROBLEM_ROWS:
+        typer.echo(f"failed: ... and {len(failed_rows) - MAX_PROBLEM_ROWS} more in {manifest}", err=True)
+
+
+def print_summary_tables(
+    reporter: Reporter,
+    counts: dict[str, int],
+    broken: int,
+    ignored: int,
+    problems: Sequence[tuple[str, str, str]],
+    manifest: Path,
+) -> None:
+    """Print the counts table and the table of files not edited on stderr."""
     from rich.table import Table
     from rich.text import Text
 
-    console = reporter.console()
+    console = reporter.console(stderr=True)
     table = Table(title="hywu batch summary", show_header=True)
     table.add_column("result")
     table.add_column("count", justify="right")
     table.add_row("edited", str(counts["ok"]))
     table.add_row("kept (already existed)", str(counts["skipped"]))
     table.add_row("failed jobs", str(counts["failed"]))
-    table.add_row("broken image files", str(len(broken)))
-    table.add_row("other files ignored", str(len(ignored)))
+    table.add_row("broken image files", str(broken))
+    table.add_row("other files ignored", str(ignored))
     console.print(table)
 
     if problems:
@@ -657,5 +696,3 @@ def print_summary(
         console.print(details)
         if len(problems) > MAX_PROBLEM_ROWS:
             console.print(f"... and {len(problems) - MAX_PROBLEM_ROWS} more in {manifest}", markup=False)
-    console.print(f"outputs: {output_dir}\nmanifest: {manifest}", markup=False, soft_wrap=True)
-    return failures

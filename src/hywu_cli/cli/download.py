@@ -39,7 +39,13 @@ def download_weights(
     dest: Annotated[
         Path | None,
         typer.Option(
-            "--dest", metavar="DIR", help="Destination folder. Default: $HYWU_HOME/models/MODEL.", show_default=False
+            "--dest",
+            metavar="DIR",
+            help=(
+                "Destination folder: new, empty, or holding a model to replace (other files in it are kept). "
+                "Default: $HYWU_HOME/models/MODEL."
+            ),
+            show_default=False,
         ),
     ] = None,
     retries: Annotated[
@@ -75,13 +81,15 @@ def download_weights(
         if url and urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             raise typer.BadParameter(f"{url!r} is not an http:// or https:// URL", param_hint="--url")
 
-        # 2. Download, or verify what is already here
+        # 2. Download, or verify what is already here. The offline and destination checks run before the
+        #    "downloading" notice, so a refused download prints only its error.
+        if url or repo_id:
+            destination = hub.check_download_target(model, dest)
+            reporter.notice(f"downloading {model} from {url or repo_id} into {destination}")
         if repo_id and quiet:
             from huggingface_hub.utils import disable_progress_bars
 
             disable_progress_bars()
-        if url or repo_id:
-            reporter.notice(f"downloading {model} from {url or repo_id}")
         with TransferDisplay(reporter) as progress:
             result = hub.download_model(
                 model,

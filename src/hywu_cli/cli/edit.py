@@ -38,7 +38,9 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_mo
 
 
 def edit(
-    image: Annotated[Path, typer.Argument(help="Photo to edit: JPEG, PNG, WebP, TIFF or BMP.", show_default=False)],
+    image: Annotated[
+        Path, typer.Argument(help="Photo to edit: JPEG, PNG, WebP, TIFF, BMP or GIF.", show_default=False)
+    ],
     instruction: Annotated[
         str, typer.Argument(help='The edit in plain English, e.g. "make it warmer".', show_default=False)
     ],
@@ -94,7 +96,7 @@ def edit(
         compare_path = output.with_name(f"{output.stem}_compare{output.suffix}") if compare else None
         if compare_path is not None:
             _common.check_output_file(compare_path, image=image, overwrite=overwrite, option="--output")
-        _common.prepare_output_dir(output.parent)
+        _common.check_output_dir(output.parent)
         if save_lora is not None:
             check_lora_dir(save_lora, overwrite=overwrite)
 
@@ -133,7 +135,11 @@ def edit(
             )
         lora_path = None
         if save_lora is not None:
+            _common.create_output_dir(save_lora)
             lora_path = Path(pipe.save_lora(loaded.image, instruction, save_lora, strength=strength))
+            _common.apply_default_file_mode(
+                [lora_path / name for name in ADAPTER_FILES if (lora_path / name).is_file()]
+            )
         finished = time.perf_counter()
 
         # 7. Report
@@ -185,13 +191,18 @@ def default_output_path(image: Path) -> Path:
 
 
 def check_lora_dir(folder: Path, *, overwrite: bool) -> Path:
-    """Create the --save-lora folder; an adapter already in it raises OutputPathError unless `overwrite`."""
+    """Check that the --save-lora folder can take the adapter, without creating it.
+
+    Raises:
+        typer.BadParameter: `folder` is a file.
+        OutputPathError: an adapter is already in it and `overwrite` is False, or the folder cannot be written.
+    """
     if folder.exists() and not folder.is_dir():
         raise typer.BadParameter(f"{str(folder)!r} is a file; give a folder for the adapter", param_hint="--save-lora")
     existing = [name for name in ADAPTER_FILES if (folder / name).exists()]
     if existing and not overwrite:
         raise OutputPathError(f"{folder} already contains an adapter ({existing[0]}); pass --overwrite to replace it")
-    return _common.prepare_output_dir(folder)
+    return _common.check_output_dir(folder)
 
 
 def match_input_size(edited: Image.Image, size: tuple[int, int]) -> Image.Image:

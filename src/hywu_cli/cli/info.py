@@ -30,7 +30,7 @@ def info(
             "torch": torch_report(),
             "memory": memory_report(),
             "hywu_home": str(models.hywu_home()),
-            "model_search_path": [str(folder) for folder in models.candidate_dirs(models.DEFAULT_MODEL)],
+            "model_search_path": model_search_path(model),
             "model": model_report(model),
         }
         if json_output:
@@ -79,15 +79,26 @@ def memory_report() -> dict[str, int | None]:
     return {"total_bytes": total, "available_bytes": available}
 
 
+def model_search_path(model: str) -> list[str]:
+    """Return the folders searched for --model `model`; empty when `model` is a folder path, which is not looked up."""
+    if models.looks_like_path(model):
+        return []
+    return [str(folder) for folder in models.candidate_dirs(model)]
+
+
 def model_report(model: str) -> dict[str, Any]:
     """Return where `model` resolves, its manifest's name, version, licences and files, or why it cannot."""
     from hywu_cli.errors import ModelFilesError
 
     try:
         folder = models.resolve_model_dir(model)
-        manifest = models.load_manifest(folder)
     except ModelFilesError as error:
         return {"requested": model, "error": str(error)}
+    try:
+        manifest = models.load_manifest(folder)
+    except ModelFilesError as error:
+        hint = models.download_hint(folder=folder) if models.looks_like_path(model) else models.download_hint(model)
+        return {"requested": model, "path": str(folder), "error": f"{error}; {hint}"}
     files = []
     for entry in manifest["files"]:
         path = folder / entry["path"]
@@ -133,7 +144,8 @@ def print_report(reporter: _common.Reporter, report: dict[str, Any], *, show_fil
     memory = report["memory"]
     overview.add_row("memory", f"{_gib(memory['available_bytes'])} available of {_gib(memory['total_bytes'])}")
     overview.add_row("HYWU_HOME", Text(report["hywu_home"]))
-    overview.add_row("model search path", Text("\n".join(report["model_search_path"])))
+    if report["model_search_path"]:
+        overview.add_row("model search path", Text("\n".join(report["model_search_path"])))
     console.print(overview)
 
     model = report["model"]
