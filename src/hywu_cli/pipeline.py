@@ -25,7 +25,14 @@ from hywu_cli.editor import EditOperators, LiteEditorNetwork
 from hywu_cli.errors import HywuError, HywuWarning, ModelFilesError
 from hywu_cli.generator import GeneratedLora, ParameterGeneratorNetwork
 from hywu_cli.injection import apply_generated_lora, inject_generated_lora, save_peft_adapter
-from hywu_cli.models import check_model_dir, check_safetensors_file, load_manifest, resolve_model_dir
+from hywu_cli.models import (
+    check_model_dir,
+    check_safetensors_file,
+    download_hint,
+    load_manifest,
+    looks_like_path,
+    resolve_model_dir,
+)
 from hywu_cli.network_io import load_network
 from hywu_cli.phrasings import FAMILY_PHRASINGS
 from hywu_cli.rendering import render_uint8
@@ -123,8 +130,12 @@ def prepare_image(image: Image.Image | str | Path) -> Image.Image:
 class HywuPipeline:
     """Loads a model folder once and edits photos with instance-specific generated LoRA updates."""
 
-    def __init__(self, model_dir: Path, device: str = "cpu", dtype: str = "float32") -> None:
+    def __init__(
+        self, model_dir: Path, device: str = "cpu", dtype: str = "float32", requested_name: str | None = None
+    ) -> None:
         self.model_dir = Path(model_dir)
+        # The name the model was looked up by, or None for a folder path; it picks the download hint in errors.
+        self.requested_name = requested_name
         self.manifest = load_manifest(self.model_dir)
         self.model_name = str(self.manifest.get("name", self.model_dir.name))
         self.version = str(self.manifest.get("version", "unknown"))
@@ -157,9 +168,9 @@ class HywuPipeline:
             self.scope_threshold = float(scope["threshold"])
 
     def _check_files(self) -> None:
-        check_model_dir(self.model_dir, check_hashes=False, name=self.model_name)
+        check_model_dir(self.model_dir, check_hashes=False, name=self.requested_name)
         for path in sorted(self.model_dir.rglob("*.safetensors")):
-            check_safetensors_file(path, model_name=self.model_name)
+            check_safetensors_file(path, model_name=self.requested_name)
 
     # -- conditioning ------------------------------------------------------------------------------------------
 
@@ -317,11 +328,11 @@ class HywuPipeline:
 def load_pipeline(model: str | Path = "hywu-lite", device: str = "auto", dtype: str = "auto") -> HywuPipeline:
     """Find a model by name or path, check its files and load it on `device` in `dtype`."""
     model_dir = resolve_model_dir(model)
+    requested_name = None if looks_like_path(model) else str(model)
     resolved_device = select_device(device)
     resolved_dtype = select_dtype(dtype, resolved_device)
     try:
-        return HywuPipeline(model_dir, resolved_device, resolved_dtype)
-    except (OSError, KeyError, ValueError) as error:
-        raise ModelFilesError(
-            f"failed to load model from {model_dir}: {error}; run `hywu download-weights {Path(model_dir).name}`"
-        ) from error
+        return HywuPipeline(model_dir, resolved_device, resolved_dtype, requested_name)
+    except (OSError, KeyError, ValueError, RuntimeError) as error:
+        hint = download_hint(requested_name) if requested_name else download_hint(folder=model_dir)
+        raise ModelFilesError(f"failed to load model from {model_dir}: {error}; {hint}") from error
