@@ -29,12 +29,10 @@ logger = logging.getLogger(__name__)
 
 SCALAR_NAMES = ("small_blur", "large_blur", "posterize", "ink", "grain", "snow", "rain")
 
-# Layers that receive generated LoRA updates: the text pathway, the deeper convolutions and every head.
+# Layers that receive generated LoRA updates: the global MLP, every head and the spatial branch. The FiLM text
+# pathway and the convolutions stay untouched, because updates there compound through every later layer and made
+# generator training unstable (outputs far outside [0, 1] for some instructions).
 LORA_TARGET_PATTERNS = [
-    r"text_proj",
-    r"film",
-    r"conv3",
-    r"conv4",
     r"fc1",
     r"fc2",
     r"lut_head",
@@ -160,8 +158,14 @@ class LiteEditorNetwork(nn.Module):
         spatial = self.spatial_out(local)  # (batch, 6, size / 8, size / 8)
         return EditOperators(lut=lut, spatial=spatial, scalars=scalars)
 
-    def render(self, images: torch.Tensor, operators: EditOperators, seeds: list[int]) -> torch.Tensor:
-        """Apply predicted operators to images (batch, 3, height, width) at their own resolution."""
+    def render(
+        self, images: torch.Tensor, operators: EditOperators, seeds: list[int], clamp: bool = True
+    ) -> torch.Tensor:
+        """Apply predicted operators to images (batch, 3, height, width) at their own resolution.
+
+        `clamp=False` returns the result before clipping to [0, 1], for losses that must still see a gradient
+        where the prediction overshoots.
+        """
         height, width = images.shape[-2:]
         weights = operators.scalars
         small_blur, large_blur, posterize, ink, grain, snow, rain = weights.unbind(1)
@@ -202,9 +206,11 @@ class LiteEditorNetwork(nn.Module):
         if used(6):
             alpha = per_sample(rain.clamp(0, 1)) * ops.rain_layer(seeds, height, width).to(out)
             out = out + alpha * (out.new_tensor(ops.RAIN_COLOUR).view(1, 3, 1, 1) - out)
-        return out.clamp(0, 1)
+        return out.clamp(0, 1) if clamp else out
 
-    def forward(self, images: torch.Tensor, text_embeddings: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, text_embeddings: torch.Tensor, seeds: list[int], clamp: bool = True
+    ) -> torch.Tensor:
         """Edit images (batch, 3, height, width) in [0, 1] as the instructions' embeddings (batch, text_dim) ask."""
         operators = self.predict_operators(self.make_thumbnail(images), text_embeddings)
-        return self.render(images, operators, seeds)
+        return self.render(images, operators, seeds, clamp)

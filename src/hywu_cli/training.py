@@ -54,7 +54,7 @@ class TrainConfig:
     base_batch_size: int = 16
     crop_size: int = 192
     base_lr: float = 2e-3
-    generator_lr: float = 6e-4
+    generator_lr: float = 5e-4
     warmup_steps: int = 100
     checkpoint_every: int = 250
     seed: int = 0
@@ -122,9 +122,15 @@ def encode_phrasings(text_encoder: TextEncoder, texts: list[str], batch_size: in
 # Shared loop pieces
 
 
-def editing_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L1 plus MSE: L1 for sharp convergence, MSE because PSNR is what we report."""
-    return F.l1_loss(output, target) + F.mse_loss(output, target)
+def editing_loss(unclamped: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 plus MSE of the clipped output, plus a penalty on values outside [0, 1].
+
+    L1 converges sharply and MSE is what PSNR measures. Clipping has no gradient, so a prediction pushed far out
+    of range would stay there; the range penalty pulls it back.
+    """
+    output = unclamped.clamp(0, 1)
+    overshoot = F.relu(unclamped - 1) + F.relu(-unclamped)
+    return F.l1_loss(output, target) + F.mse_loss(output, target) + overshoot.square().mean()
 
 
 def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
@@ -212,7 +218,7 @@ def train_base(context: TrainingContext) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config.base_steps, config.base_lr, config.warmup_steps)
         batch, images, targets, text = context.batch(list(PRETRAINING_FAMILIES), config.base_batch_size)
-        output = editor(images, text.sentence_embeddings, batch.seeds)
+        output = editor(images, text.sentence_embeddings, batch.seeds, clamp=False)
         loss = editing_loss(output, targets)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
@@ -281,7 +287,7 @@ def train_generator(context: TrainingContext, editor_dir: Path) -> None:
         cond, cond_mask = condition_encoder(images, text)
         lora = generator(cond, cond_mask)
         with apply_generated_lora(editor, lora):
-            output = editor(images, text.sentence_embeddings, batch.seeds)
+            output = editor(images, text.sentence_embeddings, batch.seeds, clamp=False)
         loss = editing_loss(output, targets)
 
         optimizer.zero_grad(set_to_none=True)
