@@ -50,6 +50,15 @@ LUT_TABLE_LEVELS = 128
 SKIP_WEIGHT = 0.01
 
 
+def _clamp_passing_gradient(weight: torch.Tensor) -> torch.Tensor:
+    """Clamp an overlay opacity to [0, 1] but let the gradient through unchanged (straight-through).
+
+    A plain clamp has zero gradient below 0, so an opacity that starts negative (the base editor never learned
+    snow or rain) could never be trained to turn the overlay on.
+    """
+    return weight + (weight.clamp(0, 1) - weight).detach()
+
+
 @dataclass
 class EditOperators:
     """What the editor predicts for a batch: `lut` (batch, 3, n, n, n), `spatial` (batch, 6, 16, 16), `scalars`
@@ -201,10 +210,10 @@ class LiteEditorNetwork(nn.Module):
         if used(4):
             out = out + per_sample(grain) * ops.grain_layer(seeds, height, width).to(out)
         if used(5):
-            alpha = per_sample(snow.clamp(0, 1)) * ops.snow_layer(seeds, height, width).to(out)
+            alpha = per_sample(_clamp_passing_gradient(snow)) * ops.snow_layer(seeds, height, width).to(out)
             out = out + alpha * (out.new_tensor(ops.SNOW_COLOUR).view(1, 3, 1, 1) - out)
         if used(6):
-            alpha = per_sample(rain.clamp(0, 1)) * ops.rain_layer(seeds, height, width).to(out)
+            alpha = per_sample(_clamp_passing_gradient(rain)) * ops.rain_layer(seeds, height, width).to(out)
             out = out + alpha * (out.new_tensor(ops.RAIN_COLOUR).view(1, 3, 1, 1) - out)
         return out.clamp(0, 1) if clamp else out
 

@@ -57,6 +57,8 @@ class TrainConfig:
     generator_lr: float = 5e-4
     warmup_steps: int = 100
     checkpoint_every: int = 250
+    # Start the generator stage from a trained generator folder (holding generator/ and condition_encoder/).
+    generator_init: Path | None = None
     seed: int = 0
     generator_width: int = 128
     generator_depth: int = 3
@@ -271,6 +273,12 @@ def train_generator(context: TrainingContext, editor_dir: Path) -> None:
     accelerator = context.new_accelerator()
     editor, condition_encoder, generator = build_generator_modules(editor_dir, config)
     editor.to(context.device)
+    if config.generator_init is not None:
+        generator.load_state_dict(ParameterGenerator.from_pretrained(config.generator_init / "generator").state_dict())
+        condition_encoder.load_state_dict(
+            ConditionEncoder.from_pretrained(config.generator_init / "condition_encoder").state_dict()
+        )
+        logger.info("generator stage starts from %s", config.generator_init)
     logger.info("generator parameters: %d", generator.count_parameters())
     parameters = [*condition_encoder.parameters(), *generator.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=config.generator_lr, weight_decay=1e-4)
@@ -349,6 +357,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     )
     parser.add_argument("--out", type=Path, default=defaults.out, help="model folder to write")
     parser.add_argument("--work", type=Path, default=defaults.work, help="checkpoints and logs")
+    parser.add_argument(
+        "--generator-init", type=Path, default=None, help="start the generator from this trained folder (fine-tuning)"
+    )
     for name in (
         "base_steps",
         "generator_steps",
