@@ -52,7 +52,11 @@ def main() -> None:
         condition = load_network(ConditionEncoderNetwork, args.model / "condition_encoder")
         source = str(args.model)
     else:
-        generator, condition, source = build_default(), ConditionEncoderNetwork(), "default configuration, random weights"
+        generator, condition, source = (
+            build_default(),
+            ConditionEncoderNetwork(),
+            "default configuration, random weights",
+        )
     generator.eval()
     layout = generator.layout
     print(f"generator: {source}")
@@ -76,7 +80,9 @@ def main() -> None:
                 generator(cond)
                 times.append(time.perf_counter() - start)
         median = statistics.median(times)
-        print(f"batch {batch}: {median * 1000:.1f} ms per call, {median / batch * 1000:.1f} ms per instance (median of {args.repeats}, {args.threads} threads)")
+        print(
+            f"batch {batch}: {median * 1000:.1f} ms per call, {median / batch * 1000:.1f} ms per instance (median of {args.repeats}, {args.threads} threads)"
+        )
 
 
 if __name__ == "__main__":

@@ -81,14 +81,18 @@ def summarize(results: dict[str, EvaluationResult]) -> dict:
     }
 
 
-def draw_gallery(pipe: HywuPipeline, photo_paths: list[Path], out: Path, height: int = 220) -> None:
+def draw_gallery(pipe: HywuPipeline, photo_paths: list[Path], out: Path, height: int = 160) -> None:
     """Draw one row per photo: the original, then one edit per family in `GALLERY_FAMILIES`, labelled."""
     rows = []
     for path in photo_paths:
         with Image.open(path) as opened:
             image = opened.convert("RGB")
-        width = round(image.width * height / image.height)
-        image = image.resize((width, height), Image.Resampling.LANCZOS)
+        # Centre-crop to 4:3 so that every cell has the same size.
+        target_width = round(image.height * 4 / 3)
+        if image.width > target_width:
+            left = (image.width - target_width) // 2
+            image = image.crop((left, 0, left + target_width, image.height))
+        image = image.resize((round(image.width * height / image.height), height), Image.Resampling.LANCZOS)
         instructions = [FAMILY_PHRASINGS[family].eval[0].text for family in GALLERY_FAMILIES]
         edited = pipe.edit_batch([image] * len(instructions), instructions, seeds=[1] * len(instructions))
         rows.append([("original", image)] + list(zip(instructions, edited)))
@@ -120,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
 
     pipe = load_pipeline(args.model, device="cpu")
     if args.gallery:
-        draw_gallery(pipe, sorted(args.examples.glob("*.jpg")), args.gallery)
+        photos = sorted(path for path in args.examples.glob("*.jpg") if path.resolve() != args.gallery.resolve())
+        draw_gallery(pipe, photos, args.gallery)
 
     started = time.time()
     photos = load_photos(list_photos(args.photos, "heldout"))

@@ -6,7 +6,7 @@ of the image's relative path and the instruction. Names therefore stay short, po
 Windows, macOS or Linux forbid) and distinct for distinct jobs, and a rerun computes the same names, which is
 what --skip-existing relies on. Every job uses the same --seed. The model runs up to --batch-size images in one
 forward pass, and batched arithmetic can round differently from a single image's. A batch output may therefore
-differ from `hywu edit` with the same image, instruction and options by one 8-bit level in some pixels.
+differ from `hywu edit` with the same image, instruction and options by one to three 8-bit levels in some pixels.
 """
 
 from __future__ import annotations
