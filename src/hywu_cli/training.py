@@ -42,7 +42,7 @@ TEXT_ENCODER_SOURCE = "sentence-transformers/all-MiniLM-L6-v2, as packaged in th
 
 @dataclass
 class TrainConfig:
-    """Settings of one training run; the defaults reproduce the shipped hywu-lite."""
+    """Settings of one training run; weights/hywu-lite/README.md lists the runs that produced the shipped model."""
 
     photos: Path = Path("data/photos")
     extra_photos: list[Path] = field(default_factory=list)
@@ -164,7 +164,7 @@ def _load_progress(folder: Path) -> dict:
 
 
 class TrainingContext:
-    """What both stages share: the accelerator, photos, phrasings and their cached encodings."""
+    """Shared state of both stages: the accelerator, photos, phrasings and their cached encodings."""
 
     def __init__(self, config: TrainConfig) -> None:
         from accelerate import Accelerator
