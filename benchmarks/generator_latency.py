@@ -2,8 +2,8 @@
 
     python benchmarks/generator_latency.py [--model weights/hywu-lite] [--threads 2] [--repeats 20]
 
-Loads the generator (and the condition encoder) of a model folder, or builds the default configuration with
-random weights when the folder is missing, and prints parameter counts and the median time to generate one
+Loads the generator and the condition encoder of a model folder. When the folder is missing, it builds the default
+configuration with random weights instead. It prints parameter counts and the median time to generate one
 instance's LoRA factors for every target layer, at batch sizes 1 and 8.
 """
 
@@ -21,18 +21,10 @@ def build_default():
     from hywu_cli.editor import LORA_TARGET_PATTERNS, LiteEditorNetwork
     from hywu_cli.generator import ParameterGeneratorNetwork
     from hywu_cli.injection import inject_generated_lora
-    from hywu_cli.training import TrainConfig
+    from hywu_cli.training import TrainConfig, generator_kwargs
 
-    config = TrainConfig()
     targets = inject_generated_lora(LiteEditorNetwork(), LORA_TARGET_PATTERNS)
-    return ParameterGeneratorNetwork(
-        targets=[[t.name, t.in_features, t.out_features] for t in targets],
-        rank=config.rank,
-        token_dim=config.token_dim,
-        cond_dim=config.cond_dim,
-        width=config.generator_width,
-        depth=config.generator_depth,
-    )
+    return ParameterGeneratorNetwork(**generator_kwargs(targets, TrainConfig()))
 
 
 def main() -> None:
@@ -60,7 +52,7 @@ def main() -> None:
     generator.eval()
     layout = generator.layout
     print(f"generator: {source}")
-    print(f"generator parameters: {sum(p.numel() for p in generator.parameters()):,}")
+    print(f"generator parameters: {generator.count_parameters():,}")
     print(f"condition encoder parameters: {sum(p.numel() for p in condition.parameters()):,}")
     print(
         f"targets: {layout.num_layers} layers, grid {layout.num_layers} x {layout.tokens_per_layer} tokens,"

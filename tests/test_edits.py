@@ -32,7 +32,8 @@ def test_edit_changes_image_in_range_and_deterministic(family, photo):
     again = apply_edit(family, photo, GRADE_STRENGTH["normal"], [5])
 
     assert out.shape == photo.shape
-    assert out.min() >= 0 and out.max() <= 1
+    assert out.min() >= 0
+    assert out.max() <= 1
     assert torch.equal(out, again)
     assert (out - photo).abs().mean() > 0.005
 

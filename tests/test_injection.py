@@ -116,8 +116,10 @@ def test_gradients_reach_generator_not_base():
         wrapped(torch.randn(2, 3, 8, 8)).square().mean().backward()
 
     for name in lora.lora_A:
-        assert lora.lora_A[name].grad is not None and lora.lora_A[name].grad.abs().sum() > 0, name
-        assert lora.lora_B[name].grad is not None and lora.lora_B[name].grad.abs().sum() > 0, name
+        assert lora.lora_A[name].grad is not None, name
+        assert lora.lora_A[name].grad.abs().sum() > 0, name
+        assert lora.lora_B[name].grad is not None, name
+        assert lora.lora_B[name].grad.abs().sum() > 0, name
     for parameter in wrapped.parameters():
         assert parameter.grad is None
 

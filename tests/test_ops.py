@@ -67,7 +67,8 @@ def test_snow_and_rain_are_visible_sparse_alpha():
     rain = ops.rain_layer([1], 600, 800)
 
     for alpha in (snow, rain):
-        assert alpha.min() >= 0 and alpha.max() <= 1
+        assert alpha.min() >= 0
+        assert alpha.max() <= 1
         covered = (alpha > 0.3).float().mean().item()
         assert 0.005 < covered < 0.3
 

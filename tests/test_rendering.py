@@ -43,7 +43,8 @@ def test_fast_render_matches_reference(photo, scalars):
 
     reference_u8 = np.clip(np.round(reference * 255), 0, 255)
     difference = np.abs(fast.astype(np.int16) - reference_u8.astype(np.int16))
-    assert fast.shape == photo.shape and fast.dtype == np.uint8
+    assert fast.shape == photo.shape
+    assert fast.dtype == np.uint8
     assert difference.max() <= 1
     assert difference.mean() < 0.05
 

@@ -39,7 +39,7 @@ class ConditionEncoderNetwork(nn.Module):
     Args:
         text_dim: width of the instruction token states.
         cond_dim: width of every condition token.
-        image_size: side of the square thumbnail the image branch sees.
+        image_size: side of the square thumbnail the image branch reads.
         image_grid: the image branch yields image_grid x image_grid tokens.
     """
 

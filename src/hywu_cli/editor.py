@@ -61,12 +61,16 @@ def _clamp_passing_gradient(weight: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class EditOperators:
-    """What the editor predicts for a batch: `lut` (batch, 3, n, n, n), `spatial` (batch, 6, 16, 16), `scalars`
+    """Operators the editor predicts for a batch: `lut` (batch, 3, n, n, n), `spatial` (batch, 6, 16, 16), `scalars`
     (batch, 7) in the order of `SCALAR_NAMES`."""
 
     lut: torch.Tensor
     spatial: torch.Tensor
     scalars: torch.Tensor
+
+    def select(self, index: int) -> EditOperators:
+        """Return the operators of one batch element, keeping a batch axis of size 1."""
+        return EditOperators(*(t[index : index + 1] for t in (self.lut, self.spatial, self.scalars)))
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> EditOperators:
         return EditOperators(*(t.to(device=device, dtype=dtype) for t in (self.lut, self.spatial, self.scalars)))
@@ -80,7 +84,7 @@ class LiteEditorNetwork(nn.Module):
 
     Args:
         text_dim: width of the sentence embedding of the instruction (384 for all-MiniLM-L6-v2).
-        thumbnail_size: side of the square thumbnail the network sees.
+        thumbnail_size: side of the square thumbnail the network reads.
         lut_nodes: nodes per axis of the colour lookup table.
         channels: widths of the four stride-2 convolutions.
         hidden: width of the global MLP.

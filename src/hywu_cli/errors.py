@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 class HywuError(Exception):
-    """An expected failure whose message says what failed, on which value, and what to do next."""
+    """An expected failure whose message states what failed, on which value, and what to do next."""
 
 
 class InvalidImageError(HywuError):
@@ -20,11 +20,11 @@ class OutputPathError(HywuError):
 
 
 class ModelFilesError(HywuError):
-    """A model folder is missing files or holds broken ones."""
+    """A model folder is missing files or contains broken ones."""
 
 
 class NonFiniteLoraError(HywuError):
-    """A generated LoRA factor holds NaN or infinite values."""
+    """A generated LoRA factor contains NaN or infinite values."""
 
 
 class DownloadError(HywuError):

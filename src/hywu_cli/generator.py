@@ -48,21 +48,9 @@ class GeneratedLora:
     def batch_size(self) -> int:
         return next(iter(self.lora_A.values())).shape[0]
 
-    def scaled(self, strength: float | torch.Tensor) -> GeneratedLora:
-        """Return the same factors with `scaling` multiplied by `strength` (a float, or a (batch,) tensor)."""
-        if isinstance(strength, torch.Tensor):
-            # A per-sample strength is folded into lora_B, because `scaling` is one number for the batch.
-            factor = strength.reshape(-1, 1, 1).to(next(iter(self.lora_B.values())))
-            return GeneratedLora(self.lora_A, {k: v * factor for k, v in self.lora_B.items()}, self.scaling)
+    def scaled(self, strength: float) -> GeneratedLora:
+        """Return the same factors with `scaling` multiplied by `strength`."""
         return GeneratedLora(self.lora_A, self.lora_B, self.scaling * float(strength))
-
-    def select(self, index: int) -> GeneratedLora:
-        """Return the factors of one batch element, keeping a batch axis of size 1."""
-        return GeneratedLora(
-            {k: v[index : index + 1] for k, v in self.lora_A.items()},
-            {k: v[index : index + 1] for k, v in self.lora_B.items()},
-            self.scaling,
-        )
 
 
 class GridAttention(nn.Module):
@@ -218,7 +206,7 @@ class ParameterGeneratorNetwork(nn.Module):
         self.factor_embed = nn.Parameter(torch.randn(2, width) * 0.02)
 
         self.cond_proj = nn.Linear(cond_dim, width)
-        # The first condition token summarises the instance (see `ConditionEncoderNetwork`); adding it to every grid
+        # The first condition token summarises the instance (see `ConditionEncoderNetwork`). Adding it to every grid
         # position gives each position the instance's identity before any attention has been learned.
         self.summary_proj = nn.Linear(width, width)
         self.blocks = nn.ModuleList([GeneratorBlock(width, num_heads, mlp_ratio) for _ in range(depth)])
@@ -239,12 +227,21 @@ class ParameterGeneratorNetwork(nn.Module):
     def scaling(self) -> float:
         return self.hparams.lora_alpha / self.hparams.rank
 
-    def _initial_grid(self, batch: int) -> torch.Tensor:
+    def _initial_grid(self) -> torch.Tensor:
         factor = self.factor_embed[self.b_mask.long()]  # (layers, tokens, width)
-        grid = self.layer_embed + self.token_embed + self.rank_embed + factor[:, :, None, :]
-        return grid.expand(batch, -1, -1, -1, -1)  # (batch, layers, tokens, rank, width)
+        return (
+            self.layer_embed + self.token_embed + self.rank_embed + factor[:, :, None, :]
+        )  # (layers, tokens, rank, width)
 
     def _grid_index(self) -> GridIndex:
+        # The index depends only on the layout, so it is built once per device and reused by every forward pass.
+        cached = getattr(self, "_cached_index", None)
+        if cached is not None and cached.layer_axis.device == self.valid_mask.device:
+            return cached
+        self._cached_index = self._build_grid_index()
+        return self._cached_index
+
+    def _build_grid_index(self) -> GridIndex:
         layers, tokens, rank = self.layout.num_layers, self.layout.tokens_per_layer, self.hparams.rank
         per_layer = tokens * rank
         valid = self.valid_mask[:, :, None].expand(-1, -1, rank).reshape(layers, per_layer)  # (layers, positions)
@@ -276,7 +273,7 @@ class ParameterGeneratorNetwork(nn.Module):
         context = self.cond_proj(cond)  # (batch, cond, width)
         attn_cond_mask = None if cond_mask is None else cond_mask[:, None, None, :]
 
-        grid = self._initial_grid(1).reshape(layers * tokens * rank, -1)
+        grid = self._initial_grid().reshape(layers * tokens * rank, -1)
         x = grid[index.within_layer] + self.summary_proj(context[:, :1])  # (batch, real_positions, width)
         for block in self.blocks:
             x = block(x, context, index, attn_cond_mask)

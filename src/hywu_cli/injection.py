@@ -185,8 +185,8 @@ def apply_generated_lora(model: nn.Module, lora: GeneratedLora | None) -> Iterat
     """Activate `lora` on the wrapped layers of `model` for the duration of the block.
 
     The factors are cleared in `finally`, so an exception inside the block leaves no update active. `None` runs
-    the bare base network. Every wrapped layer must receive factors; extra names are an error too, because a name
-    mismatch means the generator and the base network were built for different layer lists.
+    the bare base network. Every wrapped layer must receive factors, and extra names are an error too, because a
+    name mismatch means the generator and the base network were built for different layer lists.
     """
     layers = generated_lora_layers(model)
     if lora is not None and set(lora.lora_A) != set(layers):
@@ -220,7 +220,7 @@ def disable_generated_lora(model: nn.Module) -> Iterator[nn.Module]:
 def merge_generated_lora(model: nn.Module, lora: GeneratedLora, index: int = 0) -> nn.Module:
     """Return a static copy of `model` with batch element `index` of `lora` merged into the weights.
 
-    The copy holds plain `nn.Linear` / `nn.Conv2d` modules again; `model` itself is left untouched. The merge is
+    The copy contains plain `nn.Linear` / `nn.Conv2d` modules again, and `model` itself is left untouched. The merge is
     computed in float32 and checked for finite values before it is written.
     """
     merged = copy.deepcopy(model)
@@ -252,7 +252,7 @@ def unwrap_generated_lora(model: nn.Module) -> nn.Module:
 def save_peft_adapter(model: nn.Module, lora: GeneratedLora, directory: str | Path, index: int = 0) -> Path:
     """Write batch element `index` of `lora` as a PEFT LoRA adapter folder for the unwrapped base network.
 
-    The folder holds `adapter_config.json` and `adapter_model.safetensors`, loadable with
+    The folder contains `adapter_config.json` and `adapter_model.safetensors`, loadable with
     `peft.PeftModel.from_pretrained(base_model, directory)`, where `base_model` is the same network without
     `GeneratedLoraLayer` wrappers. PEFT scales by `lora_alpha / r`, so `lora_alpha` is set to `scaling * r`.
     """

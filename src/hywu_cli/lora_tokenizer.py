@@ -42,7 +42,7 @@ class LoraTarget:
 
 @dataclass(frozen=True)
 class TokenSlot:
-    """Where one token of the grid comes from: a stretch of columns of one factor of one layer."""
+    """Source of one grid token: a stretch of columns of one factor of one layer."""
 
     layer: int
     token: int
@@ -95,7 +95,7 @@ class LoraTokenLayout:
         return len(self.slots)
 
     def valid_mask(self, device: torch.device | str | None = None) -> torch.Tensor:
-        """Return a bool (layers, tokens) mask, True where a grid cell holds a real token rather than row padding."""
+        """Return a bool (layers, tokens) mask, True where a grid cell contains a real token rather than row padding."""
         import torch
 
         mask = torch.zeros(self.num_layers, self.tokens_per_layer, dtype=torch.bool, device=device)
@@ -104,7 +104,7 @@ class LoraTokenLayout:
         return mask
 
     def factor_mask(self, device: torch.device | str | None = None) -> torch.Tensor:
-        """Return a bool (layers, tokens) mask, True where the cell holds a `lora_B` token."""
+        """Return a bool (layers, tokens) mask, True where the cell contains a `lora_B` token."""
         import torch
 
         mask = torch.zeros(self.num_layers, self.tokens_per_layer, dtype=torch.bool, device=device)

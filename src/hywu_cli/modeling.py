@@ -6,7 +6,7 @@ The editing pipeline loads the same folders with `hywu_cli.network_io.load_netwo
 diffusers, so `hywu edit` starts about two seconds sooner on a 2-core CPU.
 
 The `__init__` signatures repeat the networks' keyword arguments because `register_to_config` records
-exactly the parameters it sees in the signature.
+exactly the parameters in the signature.
 """
 
 from __future__ import annotations

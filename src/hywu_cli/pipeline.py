@@ -4,7 +4,7 @@
     pipe = load_pipeline("hywu-lite")
     edited = pipe.edit(image, "make it snowy")
 
-A model folder holds `manifest.json` (files with sha256, component folders, LoRA target patterns, the out-of-scope
+A model folder contains `manifest.json` (files with sha256, component folders, LoRA target patterns, the out-of-scope
 threshold), `editor/`, `generator/`, `condition_encoder/` (diffusers `ModelMixin` folders), `text_encoder/` (a
 transformers BERT folder) and `scope.safetensors` (sentence embeddings of the training phrasings).
 """
@@ -206,6 +206,23 @@ class HywuPipeline:
 
     # -- editing -----------------------------------------------------------------------------------------------
 
+    def _check_batch(
+        self, images: list, instructions: list[str], strength: float, seeds: list[int] | None
+    ) -> list[int]:
+        if len(images) != len(instructions):
+            raise HywuError(f"got {len(images)} images but {len(instructions)} instructions")
+        check_strength(strength)
+        return list(seeds) if seeds is not None else [0] * len(images)
+
+    def _predict_operators(
+        self, thumbnails: torch.Tensor, instructions: list[str], strength: float, use_lora: bool
+    ) -> EditOperators:
+        """Encode the instructions, generate this batch's LoRA updates and predict operators with them injected."""
+        encoded = self.encode_instructions(instructions)
+        lora = self.generate_lora(thumbnails, encoded).scaled(strength) if use_lora else None
+        with apply_generated_lora(self.editor, lora):
+            return self.editor.predict_operators(thumbnails, encoded.sentence_embeddings.to(thumbnails.dtype))
+
     @torch.no_grad()
     def edit_tensors(
         self,
@@ -219,61 +236,44 @@ class HywuPipeline:
         """Edit float images, each (1, 3, height, width) in [0, 1] and of any size; returns tensors on the CPU.
 
         `strength` scales the generated update (0 runs the bare base editor); `use_lora=False` skips the generator.
+        This is the float reference path that evaluation uses.
         """
-        if len(images) != len(instructions):
-            raise HywuError(f"got {len(images)} images but {len(instructions)} instructions")
-        seeds = list(seeds) if seeds is not None else [0] * len(images)
-        check_strength(strength)
+        seeds = self._check_batch(images, instructions, strength, seeds)
         dtype = DTYPES[self.dtype]
 
-        # 1. Encode the instructions.
-        encoded = self.encode_instructions(instructions)
-
-        # 2. Make the thumbnails that the generator and the editor look at.
+        # 1. Make the thumbnails that the generator and the editor look at.
         full = [image.to(self.device, dtype) for image in images]
         thumbnails = torch.cat([self.editor.make_thumbnail(image) for image in full])
 
-        # 3. Generate this batch's LoRA updates.
-        lora = self.generate_lora(thumbnails, encoded).scaled(strength) if use_lora else None
+        # 2. Predict operators with the generated updates injected.
+        operators = self._predict_operators(thumbnails, instructions, strength, use_lora)
 
-        # 4. Predict operators with the updates injected, then render each photo at its own size.
-        with apply_generated_lora(self.editor, lora):
-            operators = self.editor.predict_operators(thumbnails, encoded.sentence_embeddings.to(dtype))
-        outputs = []
-        for index, image in enumerate(full):
-            single = type(operators)(
-                operators.lut[index : index + 1],
-                operators.spatial[index : index + 1],
-                operators.scalars[index : index + 1],
-            )
-            outputs.append(self.editor.render(image, single, [seeds[index]]).float().cpu())
-        return outputs
+        # 3. Render each photo at its own size.
+        return [
+            self.editor.render(image, operators.select(index), [seeds[index]]).float().cpu()
+            for index, image in enumerate(full)
+        ]
 
     @torch.no_grad()
     def edit_batch(
         self,
-        images: list[Image.Image],
+        images: list[Image.Image | str | Path],
         instructions: list[str],
         *,
         strength: float = 1.0,
         seeds: list[int] | None = None,
     ) -> list[Image.Image]:
-        """Edit PIL images; each result has the size of its input.
+        """Edit PIL images or image files; each result has the size of its upright input.
 
-        Photos are rendered straight from 8-bit arrays by `hywu_cli.rendering` (strips over threads); edits that
-        mix in blur, posterize or ink filters take the float reference renderer instead.
+        Inputs go through `prepare_image`. Photos are rendered straight from 8-bit arrays by
+        `hywu_cli.rendering` in strips over threads. Edits that mix in blur, posterize or ink filters take the
+        float reference renderer instead.
         """
-        if len(images) != len(instructions):
-            raise HywuError(f"got {len(images)} images but {len(instructions)} instructions")
-        seeds = list(seeds) if seeds is not None else [0] * len(images)
-        check_strength(strength)
+        seeds = self._check_batch(images, instructions, strength, seeds)
         dtype = DTYPES[self.dtype]
         arrays = [np.asarray(prepare_image(image), dtype=np.uint8) for image in images]
 
-        # 1. Encode the instructions.
-        encoded = self.encode_instructions(instructions)
-
-        # 2. Thumbnails with PIL's antialiased bilinear filter, which matches the torch resize used in training
+        # 1. Thumbnails with PIL's antialiased bilinear filter, which matches the torch resize used in training
         #    to within one 8-bit level and is faster on large photos.
         size = self.editor.hparams.thumbnail_size
         thumbnails = torch.cat(
@@ -283,27 +283,18 @@ class HywuPipeline:
             ]
         ).to(self.device, dtype)
 
-        # 3. Generate the LoRA updates and predict operators with them injected.
-        lora = self.generate_lora(thumbnails, encoded).scaled(strength)
-        with apply_generated_lora(self.editor, lora):
-            operators = self.editor.predict_operators(thumbnails, encoded.sentence_embeddings.to(dtype))
+        # 2. Predict operators with the generated updates injected.
+        operators = self._predict_operators(thumbnails, instructions, strength, use_lora=True)
 
-        # 4. Render each photo at its own size.
+        # 3. Render each photo at its own size.
         results = []
         for index, array in enumerate(arrays):
-            single = EditOperators(
-                operators.lut[index : index + 1].float().cpu(),
-                operators.spatial[index : index + 1].float().cpu(),
-                operators.scalars[index : index + 1].float().cpu(),
-            )
+            single = operators.select(index).to("cpu", torch.float32)
             rendered = render_uint8(array, single, seeds[index])
             if rendered is None:
-                image = torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255)
-                results.append(
-                    tensor_to_pil(
-                        self.editor.render(image.to(self.device, dtype), single.to(self.device, dtype), [seeds[index]])
-                    )
-                )
+                image = pil_to_tensor(Image.fromarray(array)).to(self.device, dtype)
+                rendered_tensor = self.editor.render(image, single.to(self.device, dtype), [seeds[index]])
+                results.append(tensor_to_pil(rendered_tensor))
             else:
                 results.append(Image.fromarray(rendered, mode="RGB"))
         return results
@@ -311,7 +302,7 @@ class HywuPipeline:
     def edit(
         self, image: Image.Image | str | Path, instruction: str, *, strength: float = 1.0, seed: int = 0
     ) -> Image.Image:
-        """Edit one PIL image or image file as `instruction` asks; the result has the input's upright size."""
+        """Edit one PIL image or image file as `instruction` requests; the result has the input's upright size."""
         return self.edit_batch([image], [instruction], strength=strength, seeds=[seed])[0]
 
     def save_lora(

@@ -249,16 +249,21 @@ def build_generator_modules(
     editor.requires_grad_(False).eval()
     targets = inject_generated_lora(editor, LORA_TARGET_PATTERNS)
     condition_encoder = ConditionEncoder(cond_dim=config.cond_dim)
-    generator = ParameterGenerator(
-        targets=[[t.name, t.in_features, t.out_features] for t in targets],
-        rank=config.rank,
-        token_dim=config.token_dim,
-        cond_dim=config.cond_dim,
-        width=config.generator_width,
-        depth=config.generator_depth,
-        lora_alpha=float(config.rank),
-    )
+    generator = ParameterGenerator(**generator_kwargs(targets, config))
     return editor, condition_encoder, generator
+
+
+def generator_kwargs(targets: list, config: TrainConfig) -> dict:
+    """Return the generator's constructor arguments for `targets` (`LoraTarget`s) under `config`."""
+    return {
+        "targets": [[t.name, t.in_features, t.out_features] for t in targets],
+        "rank": config.rank,
+        "token_dim": config.token_dim,
+        "cond_dim": config.cond_dim,
+        "width": config.generator_width,
+        "depth": config.generator_depth,
+        "lora_alpha": float(config.rank),
+    }
 
 
 def train_generator(context: TrainingContext, editor_dir: Path) -> None:
