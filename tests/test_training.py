@@ -38,6 +38,7 @@ def training_command(tmp_path: Path, generator_steps: int) -> list[str]:
         "--base-batch-size", "2",
         "--crop-size", "64",
         "--checkpoint-every", "1",
+        "--composed-phrasings", "3",
     ]  # fmt: skip
 
 

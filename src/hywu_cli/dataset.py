@@ -77,31 +77,61 @@ class EditBatch:
 
 
 class PhrasingTable:
-    """All training phrasings with their family, strength and row index."""
+    """Training phrasings with their family, strength and row index.
 
-    def __init__(self, families: list[str], split: str = "train") -> None:
+    Args:
+        families: families to include.
+        split: "train" or "eval" hand-written phrasings.
+        composed_per_family: also add this many sentences per family from `hywu_cli.phrasing_grammar`
+            (training only).
+    """
+
+    def __init__(self, families: list[str], split: str = "train", composed_per_family: int = 0) -> None:
+        from hywu_cli.phrasing_grammar import compose_phrasings
+
         self.texts: list[str] = []
         self.families: list[str] = []
         self.strengths: list[float] = []
         self.rows_by_family: dict[str, list[int]] = {}
+        self.composed_rows_by_family: dict[str, list[int]] = {}
         for family in families:
-            phrasings = getattr(FAMILY_PHRASINGS[family], split)
-            rows = []
-            for phrasing in phrasings:
-                rows.append(len(self.texts))
-                self.texts.append(phrasing.text)
-                self.families.append(family)
-                self.strengths.append(GRADE_STRENGTH[phrasing.grade])
-            self.rows_by_family[family] = rows
+            self.rows_by_family[family] = self._add(family, getattr(FAMILY_PHRASINGS[family], split))
+            composed = compose_phrasings(family, composed_per_family) if composed_per_family else ()
+            self.composed_rows_by_family[family] = self._add(family, composed)
+
+    def _add(self, family: str, phrasings) -> list[int]:
+        rows = []
+        for phrasing in phrasings:
+            rows.append(len(self.texts))
+            self.texts.append(phrasing.text)
+            self.families.append(family)
+            self.strengths.append(GRADE_STRENGTH[phrasing.grade])
+        return rows
+
+    def sample_row(self, family: str, rng: random.Random, hand_written_share: float = 0.5) -> int:
+        """Draw a hand-written phrasing with probability `hand_written_share`, else a composed one if any."""
+        composed = self.composed_rows_by_family.get(family)
+        if composed and rng.random() >= hand_written_share:
+            return rng.choice(composed)
+        return rng.choice(self.rows_by_family[family])
 
 
 def sample_batch(
-    bank: PhotoBank, table: PhrasingTable, families: list[str], batch_size: int, size: int, rng: random.Random
+    bank: PhotoBank,
+    table: PhrasingTable,
+    families: list[str],
+    batch_size: int,
+    size: int,
+    rng: random.Random,
+    hand_written_share: float = 0.5,
 ) -> EditBatch:
-    """Sample photos, families and phrasings uniformly, and compute the ground truth of each sample."""
+    """Sample photos, families and phrasings uniformly, and compute the ground truth of each sample.
+
+    `hand_written_share` is the chance of a hand-written phrasing when the table also holds composed ones.
+    """
     images = bank.random_crops(batch_size, size, rng)
     chosen = [rng.choice(families) for _ in range(batch_size)]
-    rows = [rng.choice(table.rows_by_family[family]) for family in chosen]
+    rows = [table.sample_row(family, rng, hand_written_share) for family in chosen]
     seeds = [rng.randrange(2**31) for _ in range(batch_size)]
 
     targets = torch.empty_like(images)

