@@ -57,7 +57,7 @@ def workspace(tmp_path):
     return tmp_path
 
 
-def test_two_cpu_processes_train_both_stages(workspace):
+def test_two_cpu_processes_train_every_stage(workspace):
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2"]
     launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
 
@@ -66,6 +66,8 @@ def test_two_cpu_processes_train_both_stages(workspace):
     assert "generator step 2/2" in result.stderr
     assert (workspace / "work" / "base" / "final" / "config.json").is_file()
     assert (workspace / "work" / "generator" / "final" / "generator" / "config.json").is_file()
+    assert (workspace / "work" / "sft" / "final" / "config.json").is_file()
+    assert (workspace / "work" / "static_lora" / "final" / "static_lora.safetensors").is_file()
     assert json.loads((workspace / "work" / "generator" / "progress.json").read_text())["step"] == 2
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from hywu_cli import ops
 from hywu_cli.dataset import load_rgb
 from hywu_cli.edits import EDIT_FAMILIES, GRADE_STRENGTH, apply_edit
-from hywu_cli.phrasings import FAMILY_PHRASINGS, Phrasing
+from hywu_cli.phrasings import FAMILY_PHRASINGS, Phrasing, normalize_phrasing
 
 
 logger = logging.getLogger(__name__)
@@ -114,11 +114,16 @@ SPLITS = ("eval", "blind", "train")
 
 def phrasings_for(family: str, split: str) -> list[Phrasing]:
     """Return a family's phrasings of one split: "eval" (held out), "blind" (held out, written without seeing
-    the other sets) or "train"."""
+    the other sets) or "train".
+
+    The blind set was written independently, so a few of its lines equal a training phrasing; those are left out,
+    so that "blind" scores only wording the model never saw.
+    """
     if split == "blind":
         from hywu_cli.phrasings_blind import BLIND_TEST
 
-        return [Phrasing(text, grade) for text, grade in BLIND_TEST[family]]
+        training = {normalize_phrasing(p.text) for p in FAMILY_PHRASINGS[family].train}
+        return [Phrasing(text, grade) for text, grade in BLIND_TEST[family] if normalize_phrasing(text) not in training]
     if split not in SPLITS:
         raise ValueError(f"invalid phrasing split {split!r}; expected one of {', '.join(SPLITS)}")
     return list(getattr(FAMILY_PHRASINGS[family], split))

@@ -53,6 +53,11 @@ def _separable_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(image, (0, 0, radius, radius), mode=mode), vertical, groups=channels)
 
 
+def gaussian_blur_pixels(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur with a Gaussian of `sigma` pixels, exactly (separable convolution, reflect padding)."""
+    return _separable_blur(image, sigma)
+
+
 def gaussian_blur(image: torch.Tensor, relative_sigma: float) -> torch.Tensor:
     """Blur with a Gaussian whose sigma is `relative_sigma` times the shorter side.
 

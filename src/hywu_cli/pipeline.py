@@ -266,8 +266,7 @@ class HywuPipeline:
         """Edit PIL images or image files; each result has the size of its upright input.
 
         Inputs go through `prepare_image`. Photos are rendered straight from 8-bit arrays by
-        `hywu_cli.rendering` in strips over threads. Edits that mix in blur, posterize or ink filters take the
-        float reference renderer instead.
+        `hywu_cli.rendering` in strips over threads.
         """
         seeds = self._check_batch(images, instructions, strength, seeds)
         dtype = DTYPES[self.dtype]
@@ -287,17 +286,10 @@ class HywuPipeline:
         operators = self._predict_operators(thumbnails, instructions, strength, use_lora=True)
 
         # 3. Render each photo at its own size.
-        results = []
-        for index, array in enumerate(arrays):
-            single = operators.select(index).to("cpu", torch.float32)
-            rendered = render_uint8(array, single, seeds[index])
-            if rendered is None:
-                image = pil_to_tensor(Image.fromarray(array)).to(self.device, dtype)
-                rendered_tensor = self.editor.render(image, single.to(self.device, dtype), [seeds[index]])
-                results.append(tensor_to_pil(rendered_tensor))
-            else:
-                results.append(Image.fromarray(rendered, mode="RGB"))
-        return results
+        return [
+            Image.fromarray(render_uint8(array, operators.select(index).to("cpu", torch.float32), seeds[index]), "RGB")
+            for index, array in enumerate(arrays)
+        ]
 
     def edit(
         self, image: Image.Image | str | Path, instruction: str, *, strength: float = 1.0, seed: int = 0

@@ -3,15 +3,17 @@
 `LiteEditorNetwork.render` is the reference: float32 tensors, differentiable, used in training and evaluation.
 This module renders the same operators straight from and to 8-bit RGB arrays, in horizontal strips spread over
 threads, with NumPy's table lookups (several times faster than torch indexing on a CPU) and with the spatial map
-and overlays interpolated strip by strip. It handles the colour table, the spatial gain/offset map and the seeded
-overlays; edits that mix in the blur, posterize or ink filters return None so the caller falls back to the
-reference renderer. `tests/test_rendering.py` checks both against each other.
+and overlays interpolated strip by strip. It handles every operator: the colour table, the spatial gain/offset map,
+the seeded overlays and the blur, posterize and ink filters. The filters blur a downsampled copy (as
+`ops.gaussian_blur` does) once per photo and upsample it strip by strip. `tests/test_rendering.py` checks the fast
+and the reference renderer against each other.
 
 Shapes: images are (height, width, 3) uint8 in NumPy's channels-last layout.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,8 +28,7 @@ from hywu_cli.editor import LUT_TABLE_LEVELS, SKIP_WEIGHT, EditOperators
 STRIP_ROWS = 128
 
 # Scalar indices in `EditOperators.scalars` (see `hywu_cli.editor.SCALAR_NAMES`).
-_FILTERS = (0, 1, 2, 3)
-_GRAIN, _SNOW, _RAIN = 4, 5, 6
+_SMALL_BLUR, _LARGE_BLUR, _POSTERIZE, _INK, _GRAIN, _SNOW, _RAIN = range(7)
 
 
 def linear_resize_weights(source: int, target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,7 +69,7 @@ def _dense_table(lut: torch.Tensor) -> np.ndarray:
 def render_uint8(
     image: np.ndarray, operators: EditOperators, seed: int, workers: int | None = None
 ) -> np.ndarray | None:
-    """Render one photo's operators (batch of 1) onto an 8-bit image; None when a filter is active.
+    """Render one photo's operators (batch of 1) onto an 8-bit image.
 
     Args:
         image: (height, width, 3) uint8.
@@ -77,8 +78,6 @@ def render_uint8(
         workers: threads for the strips; defaults to the number of CPU cores.
     """
     scalars = operators.scalars[0].detach().float().cpu()
-    if any(abs(float(scalars[i])) > SKIP_WEIGHT for i in _FILTERS):
-        return None
     height, width, _ = image.shape
     levels = LUT_TABLE_LEVELS
 
@@ -93,14 +92,23 @@ def render_uint8(
     weights_y = linear_resize_weights(spatial.shape[1], height)
     columns_matrix = resize_matrix(spatial.shape[2], width)
     overlays = _overlays(scalars, seed, height, width)
-    fast_table = None if spatial_active or overlays else np.clip(np.round(table * 255), 0, 255).astype(np.uint8)
+    filters = _Filters(image, scalars)
+    fast_table = (
+        None
+        if spatial_active or overlays or filters.active
+        else np.clip(np.round(table * 255), 0, 255).astype(np.uint8)
+    )
 
     output = np.empty_like(image)
 
     def render_strip(start: int) -> None:
         rows = slice(start, min(start + STRIP_ROWS, height))
         strip = image[rows]
-        flat = index_red[strip[..., 0]] + index_green[strip[..., 1]] + index_blue[strip[..., 2]]
+        if filters.mixes_input:
+            mixed = filters.mix(strip, rows)  # (h, W, 3) float32 in [0, 1]
+            flat = (np.rint(mixed * (levels - 1)).astype(np.int32) * [1, levels, levels * levels]).sum(axis=-1)
+        else:
+            flat = index_red[strip[..., 0]] + index_green[strip[..., 1]] + index_blue[strip[..., 2]]
         if fast_table is not None:
             output[rows] = np.take(fast_table, flat, axis=0)
             return
@@ -108,6 +116,8 @@ def render_uint8(
         if spatial_active:
             maps = _resize_rows(spatial, rows, weights_y, columns_matrix)  # (h, W, 6)
             colour = colour * (1 + maps[..., :3]) + maps[..., 3:]
+        if filters.ink:
+            colour = colour - filters.ink * filters.edges(strip, rows)[..., None]
         for kind, weight, alpha in overlays:
             band = alpha[rows][..., None]
             if kind == "grain":
@@ -121,6 +131,86 @@ def render_uint8(
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         list(pool.map(render_strip, starts))
     return output
+
+
+class _Filters:
+    """The blur, posterize and ink filters of one photo, from blurred copies computed once at low resolution.
+
+    Follows `LiteEditorNetwork.render`: the input is mixed with its small blur, large blur and posterized copy
+    before the colour table; ink lines are subtracted after the spatial map.
+    """
+
+    def __init__(self, image: np.ndarray, scalars: torch.Tensor) -> None:
+        self.height, self.width, _ = image.shape
+        weight = {index: float(scalars[index]) for index in (_SMALL_BLUR, _LARGE_BLUR, _POSTERIZE, _INK)}
+        used = {index: abs(value) > SKIP_WEIGHT for index, value in weight.items()}
+        self.small_blur = weight[_SMALL_BLUR] if used[_SMALL_BLUR] else 0.0
+        self.large_blur = weight[_LARGE_BLUR] if used[_LARGE_BLUR] else 0.0
+        self.posterize = weight[_POSTERIZE] if used[_POSTERIZE] else 0.0
+        self.ink = weight[_INK] if used[_INK] else 0.0
+        self.mixes_input = bool(self.small_blur or self.large_blur or self.posterize)
+        self.active = self.mixes_input or bool(self.ink)
+        if not self.active:
+            return
+
+        pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float().div_(255)  # (1, 3, H, W)
+        self.small = self._low_resolution(pixels, ops.SMALL_BLUR_SIGMA) if self.small_blur or self.posterize else None
+        self.large = self._low_resolution(pixels, ops.LARGE_BLUR_SIGMA) if self.large_blur else None
+        self.luma_blur = self._low_resolution(ops.luma(pixels), ops.EDGE_BLUR_SIGMA) if self.ink else None
+
+    def _low_resolution(self, pixels: torch.Tensor, relative_sigma: float):
+        """Return the blurred copy before its final upsampling as (array (channels, h, w), row and column weights),
+        or the full-resolution blur when `ops.gaussian_blur` does not downsample."""
+        sigma = relative_sigma * min(self.height, self.width)
+        factor = max(1, int(sigma))
+        if sigma < 0.3 or factor == 1:
+            blurred = ops.gaussian_blur(pixels, relative_sigma)[0].numpy()
+            return blurred, None, None
+        small_size = (max(1, math.ceil(self.height / factor)), max(1, math.ceil(self.width / factor)))
+        small = F.interpolate(pixels, size=small_size, mode="area")
+        small = ops.gaussian_blur_pixels(small, sigma / factor)[0].numpy()
+        rows = linear_resize_weights(small_size[0], self.height)
+        columns = linear_resize_weights(small_size[1], self.width)
+        return small, rows, columns
+
+    @staticmethod
+    def _upsample(source, rows: slice) -> np.ndarray:
+        """Return output rows `rows` of a blurred copy at full resolution, (h, W, channels)."""
+        small, weights_y, weights_x = source
+        if weights_y is None:
+            return small[:, rows].transpose(1, 2, 0)
+        index0, index1, fraction = (w[rows] for w in weights_y)
+        band = small[:, index0] * (1 - fraction[None, :, None]) + small[:, index1] * fraction[None, :, None]
+        index0, index1, fraction = weights_x
+        band = band[:, :, index0] * (1 - fraction) + band[:, :, index1] * fraction  # (channels, h, W)
+        return band.transpose(1, 2, 0)
+
+    def mix(self, strip: np.ndarray, rows: slice) -> np.ndarray:
+        """Return the strip mixed with its filtered copies and clipped to [0, 1], (h, W, 3) float32."""
+        pixels = strip.astype(np.float32) / 255
+        mixed = pixels.copy()
+        small = self._upsample(self.small, rows) if self.small is not None else None
+        if self.small_blur:
+            mixed += self.small_blur * (small - pixels)
+        if self.large_blur:
+            mixed += self.large_blur * (self._upsample(self.large, rows) - pixels)
+        if self.posterize:
+            mixed += self.posterize * (_posterized(np.clip(small, 0, 1)) - pixels)
+        return np.clip(mixed, 0, 1)
+
+    def edges(self, strip: np.ndarray, rows: slice) -> np.ndarray:
+        """Return the ink-line map of the strip, (h, W), as `ops.edge_magnitude` computes it."""
+        red, green, blue = (strip[..., channel].astype(np.float32) / 255 for channel in range(3))
+        luma = ops.LUMA_WEIGHTS[0] * red + ops.LUMA_WEIGHTS[1] * green + ops.LUMA_WEIGHTS[2] * blue
+        blurred = self._upsample(self.luma_blur, rows)[..., 0]
+        return np.clip(np.abs(luma - blurred) * ops.EDGE_GAIN, 0, 1)
+
+
+def _posterized(smooth: np.ndarray, levels: int = ops.POSTERIZE_LEVELS) -> np.ndarray:
+    """NumPy version of `ops.posterize` after its blur: quantize luma, keep hue. `smooth` is (h, W, 3)."""
+    luma = smooth @ np.asarray(ops.LUMA_WEIGHTS, dtype=np.float32)
+    steps = (np.floor(luma * levels) + 0.5) / levels
+    return np.clip(smooth * (steps / np.maximum(luma, 1e-3))[..., None], 0, 1)
 
 
 def _overlays(scalars: torch.Tensor, seed: int, height: int, width: int) -> list[tuple[str, float, np.ndarray]]:

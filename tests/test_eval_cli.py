@@ -1,0 +1,91 @@
+"""`hywu eval` on the packaged model, with baselines that are known to equal the bare base."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from hywu_cli.cli import app
+
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "weights" / "hywu-lite"
+
+pytestmark = pytest.mark.skipif(not (MODEL / "manifest.json").is_file(), reason="weights/hywu-lite not built yet")
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    with Image.open(ROOT / "examples" / "pagoda.jpg") as image:
+        image.convert("RGB").resize((160, 120)).save(folder / "pagoda.png")
+    return folder
+
+
+@pytest.fixture
+def baselines(tmp_path):
+    """A copy of the base as "SFT" and an untrained (no-op) static LoRA: both must score exactly like the base."""
+    from hywu_cli.baselines import StaticLora
+    from hywu_cli.editor import LORA_TARGET_PATTERNS, LiteEditorNetwork
+    from hywu_cli.injection import inject_generated_lora
+
+    work = tmp_path / "work"
+    shutil.copytree(MODEL / "editor", work / "sft" / "final")
+    targets = inject_generated_lora(LiteEditorNetwork(), LORA_TARGET_PATTERNS)
+    (work / "static_lora" / "final").mkdir(parents=True)
+    StaticLora(targets, rank=4, lora_alpha=4.0).save(work / "static_lora" / "final" / "static_lora.safetensors")
+    return work
+
+
+def test_eval_scores_every_method_and_writes_reports(photos, baselines, tmp_path):
+    arguments = ["eval", "--model", str(MODEL), "--photos", str(photos), "--baselines", str(baselines)]
+    arguments += ["--families", "brighter,darker,invert", "--max-phrasings", "1", "--json"]
+    arguments += ["--markdown", str(tmp_path / "eval.md"), "--json-file", str(tmp_path / "eval.json")]
+
+    result = CliRunner().invoke(app, arguments)
+
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    methods = payload["methods"]
+    assert list(methods) == ["base", "sft", "static_lora", "hywu"]
+    for family in ("brighter", "darker", "invert"):
+        base = methods["base"]["families"][family]["psnr"]
+        assert methods["sft"]["families"][family]["psnr"] == base
+        assert methods["static_lora"]["families"][family]["psnr"] == base
+    # The generated update must teach the base the unseen family.
+    assert methods["hywu"]["families"]["invert"]["psnr"] > methods["base"]["families"]["invert"]["psnr"] + 1
+    assert payload["summary"]["conflicting_pairs"]["brighter/darker"]["base"] > 0
+    assert "| invert |" in (tmp_path / "eval.md").read_text()
+    assert json.loads((tmp_path / "eval.json").read_text())["summary"]["photos"] == 1
+
+
+@pytest.mark.parametrize(
+    "arguments,fragment",
+    [
+        (["--families", "brighter,teleport"], "unknown family"),
+        (["--phrasings", "everything"], "is not one of"),
+    ],
+)
+def test_eval_rejects_bad_options(photos, arguments, fragment):
+    result = CliRunner().invoke(app, ["eval", "--model", str(MODEL), "--photos", str(photos), *arguments])
+
+    assert result.exit_code == 2
+    assert fragment in result.output
+
+
+def test_eval_explains_missing_photos_and_baselines(tmp_path, photos):
+    missing = CliRunner().invoke(app, ["eval", "--model", str(MODEL), "--photos", str(tmp_path / "nowhere")])
+    no_baselines = CliRunner().invoke(
+        app, ["eval", "--model", str(MODEL), "--photos", str(photos), "--baselines", str(tmp_path)]
+    )
+
+    assert missing.exit_code == 1
+    assert "python -m hywu_cli.photos" in missing.output
+    assert no_baselines.exit_code == 1
+    assert "--stages sft,static_lora" in no_baselines.output

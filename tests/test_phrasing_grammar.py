@@ -1,0 +1,59 @@
+"""Checks on the composed training phrasings and on the blind test set."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from hywu_cli.evaluation import phrasings_for
+from hywu_cli.phrasing_grammar import VOCABULARY, compose_phrasings, held_out_texts
+from hywu_cli.phrasings import FAMILY_PHRASINGS, GRADES, normalize_phrasing
+from hywu_cli.phrasings_blind import BLIND_TEST
+
+
+def test_every_family_has_a_vocabulary():
+    assert set(VOCABULARY) == set(FAMILY_PHRASINGS)
+
+
+@pytest.mark.parametrize("family", list(FAMILY_PHRASINGS))
+def test_composed_phrasings_are_distinct_balanced_and_never_held_out(family):
+    phrasings = compose_phrasings(family, 150)
+
+    keys = [normalize_phrasing(p.text) for p in phrasings]
+    assert len(phrasings) == 150
+    assert len(set(keys)) == len(keys)
+    assert not set(keys) & held_out_texts()
+    grades = Counter(p.grade for p in phrasings)
+    assert min(grades[grade] for grade in GRADES) >= 40
+
+
+def test_composition_is_deterministic_per_seed():
+    assert compose_phrasings("snowy", 30) == compose_phrasings("snowy", 30)
+    assert compose_phrasings("snowy", 30, seed=1) != compose_phrasings("snowy", 30)
+
+
+def test_composed_text_has_no_unfilled_slots_or_double_spaces():
+    for family in FAMILY_PHRASINGS:
+        for phrasing in compose_phrasings(family, 60):
+            assert "{" not in phrasing.text and "}" not in phrasing.text
+            assert "  " not in phrasing.text
+
+
+def test_blind_set_covers_every_family_with_two_phrasings_per_grade():
+    assert set(BLIND_TEST) == set(FAMILY_PHRASINGS)
+    for family, entries in BLIND_TEST.items():
+        assert Counter(grade for _, grade in entries) == {"slight": 2, "normal": 2, "strong": 2}, family
+
+
+def test_blind_split_scores_only_wording_never_trained_on():
+    training = {normalize_phrasing(p.text) for entry in FAMILY_PHRASINGS.values() for p in entry.train}
+    evaluation = {normalize_phrasing(p.text) for entry in FAMILY_PHRASINGS.values() for p in entry.eval}
+    blind = {normalize_phrasing(text) for entries in BLIND_TEST.values() for text, _ in entries}
+
+    scored = {normalize_phrasing(p.text) for family in FAMILY_PHRASINGS for p in phrasings_for(family, "blind")}
+
+    assert not scored & training
+    assert not blind & evaluation
+    assert blind <= held_out_texts()
+    assert all(len(phrasings_for(family, "blind")) >= 3 for family in FAMILY_PHRASINGS)
