@@ -54,7 +54,7 @@ QUICK_SIZES = (0.02, 0.05, 0.1)
 TEST_PHOTO_QUALITY = 92
 ENCODE_QUALITY = 95
 STARTUP_INSTRUCTION = "make it warmer"
-# One instruction per operator family, so the edit times cover colour tables, overlays, filters and stylisation.
+# Instructions that exercise different operators: a colour shift, weather, blur, stylisation and noise.
 INSTRUCTIONS = (
     "make it warmer",
     "make it snowy",
@@ -95,16 +95,22 @@ def parse_sizes(text: str) -> tuple[float, ...]:
     try:
         sizes = tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError as error:
-        message = f"invalid --sizes {text!r}; expected megapixel counts such as 1,12,24"
+        message = f"invalid value {text!r}; expected megapixel counts such as 1,12,24"
         raise argparse.ArgumentTypeError(message) from error
     if not sizes or any(not math.isfinite(size) or size <= 0 for size in sizes):
-        raise argparse.ArgumentTypeError(f"invalid --sizes {text!r}; every size must be a positive number")
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}; every size must be a positive number")
     return tuple(sorted(set(sizes)))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5, help="Timed runs per measurement; medians are reported.")
+
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=5,
+        help="Timed runs per measurement; the median is reported, and the largest value for memory.",
+    )
     parser.add_argument(
         "--sizes",
         type=parse_sizes,
@@ -125,6 +131,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"Check the script: sizes {','.join(f'{size:g}' for size in QUICK_SIZES)} MP and 1 run, "
         "replacing --sizes and --runs.",
     )
+
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error(f"invalid --runs {args.runs}; expected 1 or more")
@@ -231,8 +238,8 @@ def build_edit_command(hywu: str, photo: Path, output: Path, model: Path) -> lis
 
 def format_command(argv: list[str], temp_dir: Path) -> str:
     """Quote `argv` for a shell, writing the temporary folder as $TMP and the hywu script as `hywu`."""
-    shown = [Path(part).name if part.endswith(os.sep + "hywu") else part for part in argv]
-    return shlex.join(shown).replace(str(temp_dir), "$TMP")
+    parts = [Path(part).name if part.endswith(os.sep + "hywu") else part for part in argv]
+    return shlex.join(parts).replace(str(temp_dir), "$TMP")
 
 
 def run_checked(argv: list[str]) -> None:
@@ -359,7 +366,9 @@ def measure_generator_latency(model: Path, threads: int, repeats: int) -> dict:
         for batch, per_call, per_instance in GENERATOR_LINE_PATTERN.findall(completed.stdout)
     ]
     if not batches:
-        raise SystemExit(f"no 'batch N: ... ms per instance' lines in generator_latency.py output:\n{completed.stdout}")
+        raise SystemExit(
+            f"no 'batch N: ... ms per instance' lines in generator_latency.py output:\n{completed.stdout}"
+        )
     command = shlex.join(["python", "benchmarks/generator_latency.py", *argv[2:]])
     return {"command": command, "repeats": repeats, "output": completed.stdout.strip(), "batches": batches}
 
@@ -429,11 +438,11 @@ def measure_peak_memory(hywu: str, photos: dict[float, Path], model: Path, runs:
         argv = build_edit_command(hywu, photo, temp_dir / "memory-out.jpg", model)
         if use_gnu_time:
             samples = [measure_rss_with_gnu_time(argv, report) for _ in range(runs)]
-            shown = [str(GNU_TIME), "-v", *argv]
+            reported_argv = [str(GNU_TIME), "-v", "-o", str(report), *argv]
         else:
             samples = [measure_rss_with_wrapper(argv, report) for _ in range(runs)]
-            shown = ["python", "<ru_maxrss wrapper>", *argv]
-        command = format_command(shown, temp_dir)
+            reported_argv = ["python", "-c", "<RSS_WRAPPER of benchmarks/run.py>", str(report), *argv]
+        command = format_command(reported_argv, temp_dir)
         results.append({"megapixels": megapixels, "command": command, "bytes": samples, "max_bytes": max(samples)})
     tool = "/usr/bin/time -v" if use_gnu_time else "resource.getrusage(RUSAGE_CHILDREN).ru_maxrss"
     return {"tool": tool, "results": results}
@@ -492,6 +501,10 @@ def format_bytes(count: int | None) -> str:
     return "unknown" if count is None else f"{count / 1e9:.2f} GB"
 
 
+def count_runs(runs: int) -> str:
+    return f"{runs} run" if runs == 1 else f"{runs} runs"
+
+
 def format_ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
@@ -537,7 +550,7 @@ def render_startup(startup: dict, runs: int) -> list[str]:
     lines = [
         "## 1. Start-up",
         "",
-        f"Wall time of the whole subprocess, median of {runs} runs.",
+        f"Wall time of the whole subprocess, median of {count_runs(runs)}.",
         "",
         "| command | median | runs (s) |",
         "| --- | --- | --- |",
@@ -553,10 +566,10 @@ def render_edit_compute(compute: list[dict], runs: int) -> list[str]:
         "## 2. Edit compute",
         "",
         "One process with the pipeline loaded once and one warm-up edit per instruction on the smallest photo. "
-        f"Medians of {runs} runs of:",
+        f"Medians of {count_runs(runs)} of:",
         "",
-        "- decode: `image = Image.open(path); image.load()` (plus `.convert(\"RGB\")` for non-RGB files)",
-        f"- encode: `image.save(io.BytesIO(), \"JPEG\", quality={ENCODE_QUALITY})` of the decoded photo",
+        '- decode: `image = Image.open(path); image.load()` (plus `.convert("RGB")` for non-RGB files)',
+        f'- encode: `image.save(io.BytesIO(), "JPEG", quality={ENCODE_QUALITY})` of the decoded photo',
         "- edit: `pipe.edit_batch([image], [instruction], seeds=[0])`",
         "- ratio: median edit / (median decode + median encode)",
         "",
@@ -593,7 +606,7 @@ def render_throughput(throughput: list[dict], runs: int) -> list[str]:
         "One process with the pipeline loaded once. Each batch decodes the photo once per image, calls "
         "`pipe.edit_batch(images, instructions, seeds=list(range(batch_size)))` with the instructions of section 2 "
         f"in turn, and encodes every result as JPEG quality {ENCODE_QUALITY} into a `BytesIO`. "
-        f"Median of {runs} batches; images per minute = batch size x 60 / median batch time.",
+        f"Median of {count_runs(runs)}; images per minute = batch size x 60 / median batch time.",
         "",
         "| size | batch size | median batch time | images per minute |",
         "| --- | --- | --- | --- |",
@@ -610,7 +623,7 @@ def render_memory(memory: dict, runs: int) -> list[str]:
     lines = [
         "## 5. Peak memory",
         "",
-        f"Maximum resident set size of `hywu edit` as reported by {memory['tool']}, largest of {runs} runs.",
+        f"Maximum resident set size of `hywu edit` as reported by {memory['tool']}, largest of {count_runs(runs)}.",
         "",
         "| size | command | peak RSS |",
         "| --- | --- | --- |",

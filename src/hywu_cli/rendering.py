@@ -153,10 +153,17 @@ class _Filters:
         if not self.active:
             return
 
-        pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float().div_(255)  # (1, 3, H, W)
+        # torch.tensor copies, so read-only arrays (np.asarray of a PIL image) are accepted without a warning.
+        pixels = torch.tensor(image).permute(2, 0, 1)[None].float().div_(255)  # (1, 3, H, W)
         self.small = self._low_resolution(pixels, ops.SMALL_BLUR_SIGMA) if self.small_blur or self.posterize else None
         self.large = self._low_resolution(pixels, ops.LARGE_BLUR_SIGMA) if self.large_blur else None
-        self.luma_blur = self._low_resolution(ops.luma(pixels), ops.EDGE_BLUR_SIGMA) if self.ink else None
+        self.luma_blur = None
+        if self.ink:
+            # Blurring and pooling are linear, so the luma of the blurred colours equals the blur of the luma, and
+            # it skips a full-resolution luma pass.
+            colour_blur, rows, columns = self._low_resolution(pixels, ops.EDGE_BLUR_SIGMA)
+            weights = np.asarray(ops.LUMA_WEIGHTS, dtype=np.float32)[:, None, None]
+            self.luma_blur = ((colour_blur * weights).sum(axis=0, keepdims=True), rows, columns)
 
     def _low_resolution(self, pixels: torch.Tensor, relative_sigma: float):
         """Return the blurred copy before its final upsampling as (array (channels, h, w), row and column weights),

