@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 # that reaches it, so that as many in-scope phrasings as possible still pass.
 CALIBRATION_FLAG_RATE = 0.95
 
+# Composed training sentences per family (`hywu_cli.phrasing_grammar`) added to the in-scope examples.
+SCOPE_COMPOSED_PER_FAMILY = 15
+
 LICENCES = {
     "editor": "Apache-2.0; trained by the hywu authors on the photos listed in README.md",
     "generator": "Apache-2.0; trained by the hywu authors",
@@ -71,17 +74,22 @@ def fit_scope_classifier(
 def calibrate_scope(text_encoder: TextEncoder, out: Path) -> dict:
     """Train the out-of-scope classifier, pick its threshold and write scope.safetensors.
 
-    The classifier separates training phrasings from `OUT_OF_SCOPE_TRAIN`. Its threshold is the lowest logit at
-    which `CALIBRATION_FLAG_RATE` of `OUT_OF_SCOPE_CALIBRATION` is flagged. The reported rates come from lists used
-    for neither: the held-out evaluation phrasings and `OUT_OF_SCOPE_TEST`.
+    The classifier separates training phrasings (hand-written plus `SCOPE_COMPOSED_PER_FAMILY` composed ones per
+    family) from `OUT_OF_SCOPE_TRAIN`. Its threshold is the lowest logit at which `CALIBRATION_FLAG_RATE` of
+    `OUT_OF_SCOPE_CALIBRATION` is flagged. The reported rates come from lists used for neither: the held-out
+    evaluation phrasings, the blind test phrasings and `OUT_OF_SCOPE_TEST`.
     """
     from safetensors.torch import save_file
+
+    from hywu_cli.evaluation import phrasings_for
+    from hywu_cli.phrasing_grammar import compose_phrasings
 
     def embed(texts) -> torch.Tensor:
         return text_encoder.encode(list(texts)).sentence_embeddings.float()
 
     families = list(FAMILY_PHRASINGS)
     train = training_phrasings()
+    train += [(family, p) for family in families for p in compose_phrasings(family, SCOPE_COMPOSED_PER_FAMILY)]
     reference = embed(p.text for _, p in train)
     weight, bias = fit_scope_classifier(reference, embed(OUT_OF_SCOPE_TRAIN))
 
@@ -93,6 +101,7 @@ def calibrate_scope(text_encoder: TextEncoder, out: Path) -> dict:
     threshold = float(calibration[index]) + 1e-4  # flagged means logit < threshold
 
     held_out = logits(p.text for _, p in eval_phrasings())
+    blind = logits(p.text for family in families for p in phrasings_for(family, "blind"))
     test = logits(OUT_OF_SCOPE_TEST)
     family_index = torch.tensor([families.index(family) for family, _ in train], dtype=torch.int32)
     tensors = {"embeddings": reference.contiguous(), "family_index": family_index, "weight": weight, "bias": bias}
@@ -100,6 +109,7 @@ def calibrate_scope(text_encoder: TextEncoder, out: Path) -> dict:
     report = {
         "threshold": round(threshold, 4),
         "in_scope_pass_rate": round(float((held_out >= threshold).float().mean()), 4),
+        "blind_in_scope_pass_rate": round(float((blind >= threshold).float().mean()), 4),
         "out_of_scope_calibration_flag_rate": round(float((calibration < threshold).float().mean()), 4),
         "out_of_scope_test_flag_rate": round(float((test < threshold).float().mean()), 4),
         "held_out_phrasings": len(held_out),

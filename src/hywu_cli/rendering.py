@@ -105,8 +105,7 @@ def render_uint8(
         rows = slice(start, min(start + STRIP_ROWS, height))
         strip = image[rows]
         if filters.mixes_input:
-            mixed = filters.mix(strip, rows)  # (h, W, 3) float32 in [0, 1]
-            flat = (np.rint(mixed * (levels - 1)).astype(np.int32) * [1, levels, levels * levels]).sum(axis=-1)
+            flat = _table_index(filters.mix(strip, rows), levels)
         else:
             flat = index_red[strip[..., 0]] + index_green[strip[..., 1]] + index_blue[strip[..., 2]]
         if fast_table is not None:
@@ -162,20 +161,20 @@ class _Filters:
             # Blurring and pooling are linear, so the luma of the blurred colours equals the blur of the luma, and
             # it skips a full-resolution luma pass.
             colour_blur, rows, columns = self._low_resolution(pixels, ops.EDGE_BLUR_SIGMA)
-            weights = np.asarray(ops.LUMA_WEIGHTS, dtype=np.float32)[:, None, None]
-            self.luma_blur = ((colour_blur * weights).sum(axis=0, keepdims=True), rows, columns)
+            luma = colour_blur @ np.asarray(ops.LUMA_WEIGHTS, dtype=np.float32)
+            self.luma_blur = (np.ascontiguousarray(luma[..., None]), rows, columns)
 
     def _low_resolution(self, pixels: torch.Tensor, relative_sigma: float):
-        """Return the blurred copy before its final upsampling as (array (channels, h, w), row and column weights),
+        """Return the blurred copy before its final upsampling as (array (h, w, channels), row and column weights),
         or the full-resolution blur when `ops.gaussian_blur` does not downsample."""
         sigma = relative_sigma * min(self.height, self.width)
         factor = max(1, int(sigma))
         if sigma < 0.3 or factor == 1:
-            blurred = ops.gaussian_blur(pixels, relative_sigma)[0].numpy()
+            blurred = ops.gaussian_blur(pixels, relative_sigma)[0].permute(1, 2, 0).contiguous().numpy()
             return blurred, None, None
         small_size = (max(1, math.ceil(self.height / factor)), max(1, math.ceil(self.width / factor)))
         small = F.interpolate(pixels, size=small_size, mode="area")
-        small = ops.gaussian_blur_pixels(small, sigma / factor)[0].numpy()
+        small = ops.gaussian_blur_pixels(small, sigma / factor)[0].permute(1, 2, 0).contiguous().numpy()
         rows = linear_resize_weights(small_size[0], self.height)
         columns = linear_resize_weights(small_size[1], self.width)
         return small, rows, columns
@@ -183,27 +182,35 @@ class _Filters:
     @staticmethod
     def _upsample(source, rows: slice) -> np.ndarray:
         """Return output rows `rows` of a blurred copy at full resolution, (h, W, channels)."""
-        small, weights_y, weights_x = source
+        small, weights_y, weights_x = source  # small: (h_small, w_small, channels)
         if weights_y is None:
-            return small[:, rows].transpose(1, 2, 0)
+            return small[rows].copy()
         index0, index1, fraction = (w[rows] for w in weights_y)
-        band = small[:, index0] * (1 - fraction[None, :, None]) + small[:, index1] * fraction[None, :, None]
+        fraction = fraction[:, None, None]
+        band = small[index0] * (1 - fraction) + small[index1] * fraction  # (h, w_small, channels)
         index0, index1, fraction = weights_x
-        band = band[:, :, index0] * (1 - fraction) + band[:, :, index1] * fraction  # (channels, h, W)
-        return band.transpose(1, 2, 0)
+        fraction = fraction[None, :, None]
+        upsampled = band[:, index0]
+        upsampled *= 1 - fraction
+        upsampled += band[:, index1] * fraction
+        return upsampled  # (h, W, channels)
 
     def mix(self, strip: np.ndarray, rows: slice) -> np.ndarray:
-        """Return the strip mixed with its filtered copies and clipped to [0, 1], (h, W, 3) float32."""
-        pixels = strip.astype(np.float32) / 255
-        mixed = pixels.copy()
+        """Return the strip mixed with its filtered copies and clipped to [0, 1], (h, W, 3) float32.
+
+        input + w_s (small - input) + w_l (large - input) + w_p (posterized - input), computed in place as
+        (1 - w_s - w_l - w_p) input + w_s small + w_l large + w_p posterized.
+        """
+        mixed = strip.astype(np.float32)
+        mixed *= (1 - self.small_blur - self.large_blur - self.posterize) / 255
         small = self._upsample(self.small, rows) if self.small is not None else None
         if self.small_blur:
-            mixed += self.small_blur * (small - pixels)
+            mixed += self.small_blur * small
         if self.large_blur:
-            mixed += self.large_blur * (self._upsample(self.large, rows) - pixels)
+            mixed += self.large_blur * self._upsample(self.large, rows)
         if self.posterize:
-            mixed += self.posterize * (_posterized(np.clip(small, 0, 1)) - pixels)
-        return np.clip(mixed, 0, 1)
+            mixed += self.posterize * _posterized(np.clip(small, 0, 1, out=small))
+        return np.clip(mixed, 0, 1, out=mixed)
 
     def edges(self, strip: np.ndarray, rows: slice) -> np.ndarray:
         """Return the ink-line map of the strip, (h, W), as `ops.edge_magnitude` computes it."""
@@ -214,10 +221,28 @@ class _Filters:
 
 
 def _posterized(smooth: np.ndarray, levels: int = ops.POSTERIZE_LEVELS) -> np.ndarray:
-    """NumPy version of `ops.posterize` after its blur: quantize luma, keep hue. `smooth` is (h, W, 3)."""
-    luma = smooth @ np.asarray(ops.LUMA_WEIGHTS, dtype=np.float32)
-    steps = (np.floor(luma * levels) + 0.5) / levels
-    return np.clip(smooth * (steps / np.maximum(luma, 1e-3))[..., None], 0, 1)
+    """NumPy version of `ops.posterize` after its blur: quantize luma, keep hue. `smooth` is (h, W, 3), and is
+    overwritten with the result."""
+    red, green, blue = ops.LUMA_WEIGHTS
+    luma = red * smooth[..., 0] + green * smooth[..., 1] + blue * smooth[..., 2]
+    steps = np.floor(luma * levels)
+    steps += 0.5
+    steps /= levels
+    steps /= np.maximum(luma, 1e-3, out=luma)
+    smooth *= steps[..., None]
+    return np.clip(smooth, 0, 1, out=smooth)
+
+
+def _table_index(mixed: np.ndarray, levels: int) -> np.ndarray:
+    """Return the flat colour-table row of every pixel of `mixed` (h, W, 3) in [0, 1], rounded to the nearest
+    level per channel as `ops.apply_color_lut` does."""
+    scaled = mixed * (levels - 1)
+    quantized = np.rint(scaled, out=scaled).astype(np.int32)
+    flat = quantized[..., 2] * levels
+    flat += quantized[..., 1]
+    flat *= levels
+    flat += quantized[..., 0]
+    return flat
 
 
 def _overlays(scalars: torch.Tensor, seed: int, height: int, width: int) -> list[tuple[str, float, np.ndarray]]:
