@@ -27,12 +27,16 @@ class StaticLora(nn.Module):
         targets: the wrapped layers, as `inject_generated_lora` lists them.
         rank: LoRA rank.
         lora_alpha: the update is scaled by `lora_alpha / rank`, as in PEFT and the generator.
+        layer_gains: `{layer name: gain}` multiplying `lora_B` of those layers, as the generator does.
     """
 
-    def __init__(self, targets: list[LoraTarget], rank: int, lora_alpha: float) -> None:
+    def __init__(
+        self, targets: list[LoraTarget], rank: int, lora_alpha: float, layer_gains: dict[str, float] | None = None
+    ) -> None:
         super().__init__()
         self.names = [target.name for target in targets]
         self.scaling = lora_alpha / rank
+        self.gains = [float((layer_gains or {}).get(name, 1.0)) for name in self.names]
         self.lora_A = nn.ParameterList()
         self.lora_B = nn.ParameterList()
         for target in targets:
@@ -45,16 +49,17 @@ class StaticLora(nn.Module):
         """Return the shared factors repeated over a batch: A (batch, rank, in), B (batch, out, rank)."""
         return GeneratedLora(
             {name: a.expand(batch_size, -1, -1) for name, a in zip(self.names, self.lora_A)},
-            {name: b.expand(batch_size, -1, -1) for name, b in zip(self.names, self.lora_B)},
+            {name: (b * gain).expand(batch_size, -1, -1) for name, b, gain in zip(self.names, self.lora_B, self.gains)},
             self.scaling,
         )
 
     def save(self, path: Path) -> None:
-        """Write the factors and scale to one safetensors file."""
+        """Write the factors (gains applied) and scale to one safetensors file."""
         from safetensors.torch import save_file
 
-        tensors = {f"{name}.lora_A": a.detach().contiguous() for name, a in zip(self.names, self.lora_A)}
-        tensors |= {f"{name}.lora_B": b.detach().contiguous() for name, b in zip(self.names, self.lora_B)}
+        lora = self(1)
+        tensors = {f"{name}.lora_A": lora.lora_A[name][0].detach().contiguous() for name in self.names}
+        tensors |= {f"{name}.lora_B": lora.lora_B[name][0].detach().contiguous() for name in self.names}
         save_file(tensors, str(path), metadata={"scaling": str(self.scaling)})
 
 

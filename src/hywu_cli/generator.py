@@ -170,6 +170,8 @@ class ParameterGeneratorNetwork(nn.Module):
         num_heads: attention heads per attention layer.
         mlp_ratio: MLP hidden size as a multiple of `width`.
         lora_alpha: the update is scaled by `lora_alpha / rank`, as in PEFT.
+        layer_gains: `{layer name: gain}` multiplying the generated `lora_B` of those layers (default 1). A layer
+            with few outputs gets a small share of the shared heads' gradient; a gain speeds up its learning.
     """
 
     def __init__(
@@ -183,6 +185,7 @@ class ParameterGeneratorNetwork(nn.Module):
         num_heads: int = 4,
         mlp_ratio: float = 2.0,
         lora_alpha: float = 4.0,
+        layer_gains: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.hparams = SimpleNamespace(
@@ -195,6 +198,7 @@ class ParameterGeneratorNetwork(nn.Module):
             num_heads=num_heads,
             mlp_ratio=mlp_ratio,
             lora_alpha=lora_alpha,
+            layer_gains=dict(layer_gains or {}),
         )
         self.layout = LoraTokenLayout([LoraTarget(str(n), int(i), int(o)) for n, i, o in targets], rank, token_dim)
         layers, tokens = self.layout.num_layers, self.layout.tokens_per_layer
@@ -220,6 +224,11 @@ class ParameterGeneratorNetwork(nn.Module):
         # scale of x whatever the layer's width (the usual Kaiming-style range for a LoRA down-projection).
         a_scale = torch.tensor([1.0 / math.sqrt(t.in_features) for t in self.layout.targets])
         self.register_buffer("a_scale", a_scale.view(layers, 1, 1, 1), persistent=False)
+        unknown = sorted(set(self.hparams.layer_gains) - {t.name for t in self.layout.targets})
+        if unknown:
+            raise ValueError(f"`layer_gains` names layers that are not targets: {', '.join(unknown)}")
+        b_gain = torch.tensor([float(self.hparams.layer_gains.get(t.name, 1.0)) for t in self.layout.targets])
+        self.register_buffer("b_gain", b_gain, persistent=False)
         self.register_buffer("valid_mask", self.layout.valid_mask(), persistent=False)
         self.register_buffer("b_mask", self.layout.factor_mask(), persistent=False)
 
@@ -281,7 +290,10 @@ class ParameterGeneratorNetwork(nn.Module):
 
         is_b = self.b_mask[:, :, None].expand(-1, -1, rank).reshape(-1)[index.within_layer]  # (real_positions,)
         a_scale = self.a_scale.view(layers, 1).expand(-1, tokens * rank).reshape(-1)[index.within_layer]
-        values = torch.where(is_b[None, :, None], self.head_b(x), self.head_a(x) * a_scale[None, :, None])
+        b_gain = self.b_gain.view(layers, 1).expand(-1, tokens * rank).reshape(-1)[index.within_layer]
+        values = torch.where(
+            is_b[None, :, None], self.head_b(x) * b_gain[None, :, None], self.head_a(x) * a_scale[None, :, None]
+        )
 
         out = values.new_zeros(batch, layers * tokens * rank, self.hparams.token_dim)
         out[:, index.within_layer] = values

@@ -71,6 +71,7 @@ class ParameterGenerator(ParameterGeneratorNetwork, ModelMixin, ConfigMixin):
         num_heads: int = 4,
         mlp_ratio: float = 2.0,
         lora_alpha: float = 4.0,
+        layer_gains: dict[str, float] | None = None,
     ) -> None:
         super().__init__(
             targets=targets,
@@ -82,4 +83,5 @@ class ParameterGenerator(ParameterGeneratorNetwork, ModelMixin, ConfigMixin):
             num_heads=num_heads,
             mlp_ratio=mlp_ratio,
             lora_alpha=lora_alpha,
+            layer_gains=layer_gains,
         )

@@ -86,6 +86,9 @@ class TrainConfig:
     rank: int = 4
     token_dim: int = 128
     cond_dim: int = 128
+    # Gain on the generated (and static baseline) `lora_B` of these layers; see `ParameterGeneratorNetwork`. The
+    # scalar head sets the filter and overlay weights from 7 outputs, against 2,187 of the colour table head.
+    layer_gains: dict[str, float] = field(default_factory=lambda: {"scalar_head": 8.0})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -349,6 +352,7 @@ def generator_kwargs(targets: list, config: TrainConfig) -> dict:
         "width": config.generator_width,
         "depth": config.generator_depth,
         "lora_alpha": float(config.rank),
+        "layer_gains": dict(config.layer_gains),
     }
 
 
@@ -432,7 +436,8 @@ def train_static_lora(context: TrainingContext, editor_dir: Path) -> Path:
         return editing_loss(output, targets, config.texture_weight)
 
     spec = all_families_spec(config, "static_lora", config.baseline_lr)
-    (lora,) = run_stage(context, spec, [StaticLora(targets, config.rank, float(config.rank))], compute_loss)
+    lora = StaticLora(targets, config.rank, float(config.rank), config.layer_gains)
+    (lora,) = run_stage(context, spec, [lora], compute_loss)
 
     def save() -> None:
         final.mkdir(parents=True, exist_ok=True)
