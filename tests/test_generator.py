@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from hywu_cli.generator import ParameterGeneratorNetwork
@@ -103,3 +104,27 @@ def test_plain_loader_matches_diffusers_loader(tmp_path):
     expected, actual = generator(cond), plain(cond)
     for name in expected.lora_B:
         assert torch.equal(expected.lora_B[name], actual.lora_B[name])
+
+
+def test_layer_gain_scales_only_that_layers_lora_b():
+    torch.manual_seed(3)
+    plain = make_generator()
+    for parameter in plain.parameters():
+        parameter.data.normal_(0, 0.1)
+    name = plain.layout.targets[1].name
+    gained = make_generator(layer_gains={name: 8.0})
+    gained.load_state_dict(plain.state_dict())
+    cond = torch.randn(2, 5, 16)
+
+    with torch.no_grad():
+        expected, actual = plain(cond), gained(cond)
+
+    for target in plain.layout.targets:
+        factor = 8.0 if target.name == name else 1.0
+        torch.testing.assert_close(actual.lora_B[target.name], factor * expected.lora_B[target.name])
+        torch.testing.assert_close(actual.lora_A[target.name], expected.lora_A[target.name])
+
+
+def test_layer_gain_for_unknown_layer_rejected():
+    with pytest.raises(ValueError, match="not targets: nowhere"):
+        make_generator(layer_gains={"nowhere": 2.0})

@@ -1,8 +1,8 @@
 """Static baselines that HY-WU is measured against: one shared LoRA update for every instruction and photo.
 
 The generator writes a different LoRA update per instance. The static LoRA baseline learns one set of factors,
-with the same targets, rank and scale, and applies it to every sample; the static SFT baseline (a fully fine-tuned
-copy of the base editor) needs no module of its own. Both are trained by `python -m hywu_cli.training` with the
+with the same targets, rank and scale, and applies it to every sample. The static SFT baseline is a fully
+fine-tuned copy of the base editor, so it needs no module of its own. Both are trained by `python -m hywu_cli.training` with the
 generator's data and step budget.
 """
 

@@ -5,8 +5,8 @@
 
 For every family, the gradient of the editing loss with respect to one shared LoRA update (the static LoRA
 baseline's factors, or a fresh PEFT-style initialisation) is computed on the same training crops. The cosine
-similarity between two families' gradients tells whether one shared update can serve both: near -1 they pull it in
-opposite directions, near 0 they are unrelated. Pairs are the conflicting pairs named in `hywu_cli.edits` and, for
+similarity between two families' gradients measures whether one shared update can serve both: near -1 they pull it
+in opposite directions, near 0 they are unrelated. Pairs are the conflicting pairs named in `hywu_cli.edits` and, for
 contrast, pairs of unrelated families. Writes `<out>.json`, `<out>.md` and, when matplotlib is installed,
 `<out>.png`.
 

@@ -116,8 +116,8 @@ def phrasings_for(family: str, split: str) -> list[Phrasing]:
     """Return a family's phrasings of one split: "eval" (held out), "blind" (held out, written without seeing
     the other sets) or "train".
 
-    The blind set was written independently, so a few of its lines equal a training phrasing; those are left out,
-    so that "blind" scores only wording the model never saw.
+    The blind set was written independently, so a few of its lines equal a training phrasing. Those are left out,
+    and "blind" scores only wording the model never saw.
     """
     if split == "blind":
         from hywu_cli.phrasings_blind import BLIND_TEST

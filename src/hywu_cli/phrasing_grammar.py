@@ -10,7 +10,7 @@ type thousands. Each family here lists the words people use for it, by part of s
 - `looks`: descriptions that complete "make it look ..." ("like an old print").
 
 `compose_phrasings` crosses them with objects, strength modifiers and polite frames, and tags each sentence with
-the grade its modifier asks for. Sentences equal to an evaluation phrasing (after normalisation) are dropped, so
+the grade its modifier requests. Sentences equal to an evaluation phrasing (after normalisation) are dropped, so
 the held-out sets stay unseen.
 
 NOTE: this grammar was written after looking at which evaluation phrasings the first shipped model got wrong, so

@@ -137,7 +137,7 @@ class _Filters:
     """The blur, posterize and ink filters of one photo, from blurred copies computed once at low resolution.
 
     Follows `LiteEditorNetwork.render`: the input is mixed with its small blur, large blur and posterized copy
-    before the colour table; ink lines are subtracted after the spatial map.
+    before the colour table. Ink lines are subtracted after the spatial map.
     """
 
     def __init__(self, image: np.ndarray, scalars: torch.Tensor) -> None:

@@ -239,7 +239,7 @@ class TrainingContext:
 
 @dataclass
 class StageSpec:
-    """What one stage trains on and for how long; the loss is a callable of the prepared modules and the batch."""
+    """The data, learning rate and length of one stage; its loss is a separate callable (see `run_stage`)."""
 
     name: str
     steps: int
@@ -285,9 +285,9 @@ def run_stage(context: TrainingContext, spec: StageSpec, trainable: list[nn.Modu
     return [accelerator.unwrap_model(module) for module in modules]
 
 
-def _is_done(folder: Path, marker: str, what: str) -> bool:
+def _is_done(folder: Path, marker: str, component: str) -> bool:
     if (folder / marker).is_file():
-        logger.info("%s already trained: %s", what, folder)
+        logger.info("%s already trained: %s", component, folder)
         return True
     return False
 

@@ -52,8 +52,8 @@ def evaluate_model(
     """Score a model on held-out photos x phrasings x families: PSNR, SSIM and the overlay metric per family.
 
     Scores the bare base editor and the generated updates (HY-WU), plus the static SFT and static LoRA baselines
-    when --baselines points at a training folder, and checks HY-WU's claims (beats the static baselines, keeps
-    the base's pretraining families, beats the base on families it never saw).
+    when --baselines points at a training folder. Then checks HY-WU's claims: it beats the static baselines,
+    keeps the base's pretraining families and beats the base on families the base never saw.
     """
     with _common.command_session(verbose=verbose, quiet=quiet, json_output=json_output) as reporter:
         import json
