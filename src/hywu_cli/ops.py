@@ -138,26 +138,54 @@ def _cell_grid(height: int, width: int, cell: float) -> tuple[int, int]:
     return max(1, math.ceil(height / cell)), max(1, math.ceil(width / cell))
 
 
+def snow_grids(seed: int, height: int, width: int) -> list[tuple[torch.Tensor, float]]:
+    """Return the flake grids of one seed's snow, each (grid_h, grid_w) with its opacity; see `snow_layer`."""
+    short = min(height, width)
+    layers = ((0.003, 0.012, 0.5), (0.006, 0.008, 0.8), (0.011, 0.004, 0.95))  # (flake size, density, opacity)
+    (generator,) = _generators([seed], salt=11)
+    grids = []
+    for size, density, opacity in layers:
+        cell = max(1.0, size * short)
+        grid = _cell_grid(height, width, cell)
+        points = (torch.rand(grid, generator=generator) < density).float()
+        points = points * (0.6 + 0.4 * torch.rand(grid, generator=generator))
+        grids.append((_separable_blur(points[None, None], 0.7)[0, 0] * 4.0, opacity))
+    return grids
+
+
 def snow_layer(seeds: list[int], height: int, width: int) -> torch.Tensor:
     """Draw falling snow as an alpha map (batch, 1, height, width) in [0, 1], one flake field per seed.
 
     Three depth layers (far, middle, near) place flakes on a grid whose cell is the flake size, soften them with a
     small blur and upsample them bilinearly to full resolution, so flakes stay round and sharp-edged at any size.
     """
-    short = min(height, width)
-    layers = ((0.003, 0.012, 0.5), (0.006, 0.008, 0.8), (0.011, 0.004, 0.95))  # (flake size, density, opacity)
     maps = []
-    for generator in _generators(seeds, salt=11):
+    for seed in seeds:
         alpha = torch.zeros(1, 1, height, width)
-        for size, density, opacity in layers:
-            cell = max(1.0, size * short)
-            grid = _cell_grid(height, width, cell)
-            points = (torch.rand(grid, generator=generator) < density).float()
-            points = points * (0.6 + 0.4 * torch.rand(grid, generator=generator))
-            blobs = _separable_blur(points[None, None], 0.7) * 4.0
-            alpha = alpha + opacity * F.interpolate(blobs, size=(height, width), mode="bilinear", align_corners=False)
+        for blobs, opacity in snow_grids(seed, height, width):
+            alpha = alpha + opacity * F.interpolate(
+                blobs[None, None], size=(height, width), mode="bilinear", align_corners=False
+            )
         maps.append(alpha.clamp(0, 1))
     return torch.cat(maps)
+
+
+def rain_grid(seed: int, height: int, width: int) -> torch.Tensor:
+    """Return one seed's rain streaks on the drop grid, (grid_h, grid_w); see `rain_layer`."""
+    short = min(height, width)
+    cell = max(1.0, 0.0015 * short)
+    rows, columns = _cell_grid(height, width, cell)
+    length = max(3, round(0.045 * short / cell))
+    shift = torch.round(torch.arange(rows) * math.tan(math.radians(12))).long()
+    column_index = (torch.arange(columns)[None, :] + shift[:, None]) % columns  # (rows, columns)
+
+    (generator,) = _generators([seed], salt=23)
+    points = (torch.rand((rows, columns), generator=generator) < 0.003).float()
+    points = points * (0.5 + 0.5 * torch.rand((rows, columns), generator=generator))
+    sheared = torch.gather(points, 1, column_index)
+    running = torch.cumsum(F.pad(sheared, (0, 0, length, 0)), dim=0)
+    streaks = running[length:] - running[:-length]  # sum of the `length` drops above each cell
+    return torch.empty_like(streaks).scatter_(1, column_index, streaks)
 
 
 def rain_layer(seeds: list[int], height: int, width: int) -> torch.Tensor:
@@ -167,22 +195,10 @@ def rain_layer(seeds: list[int], height: int, width: int) -> torch.Tensor:
     in proportion to its index (a shear of about 12 degrees), a running sum down the columns turns drops into
     streaks, and the shear is undone, so streaks fall from upper left to lower right.
     """
-    short = min(height, width)
-    cell = max(1.0, 0.0015 * short)
-    rows, columns = _cell_grid(height, width, cell)
-    length = max(3, round(0.045 * short / cell))
-    shift = torch.round(torch.arange(rows) * math.tan(math.radians(12))).long()
-    column_index = (torch.arange(columns)[None, :] + shift[:, None]) % columns  # (rows, columns)
-
-    maps = []
-    for generator in _generators(seeds, salt=23):
-        points = (torch.rand((rows, columns), generator=generator) < 0.003).float()
-        points = points * (0.5 + 0.5 * torch.rand((rows, columns), generator=generator))
-        sheared = torch.gather(points, 1, column_index)
-        running = torch.cumsum(F.pad(sheared, (0, 0, length, 0)), dim=0)
-        streaks = running[length:] - running[:-length]  # sum of the `length` drops above each cell
-        streaks = torch.empty_like(streaks).scatter_(1, column_index, streaks)
-        maps.append(F.interpolate(streaks[None, None], size=(height, width), mode="bilinear", align_corners=False))
+    maps = [
+        F.interpolate(rain_grid(seed, height, width)[None, None], size=(height, width), mode="bilinear", align_corners=False)
+        for seed in seeds
+    ]
     return torch.cat(maps).clamp(0, 1)
 
 

@@ -118,13 +118,13 @@ def render_uint8(
             colour = colour * (1 + maps[..., :3]) + maps[..., 3:]
         if filters.ink:
             colour = colour - filters.ink * filters.edges(strip, rows)[..., None]
-        for kind, weight, alpha in overlays:
-            band = alpha[rows][..., None]
-            if kind == "grain":
-                colour = colour + weight * band
+        for overlay in overlays:
+            band = overlay.alpha(rows)[..., None]
+            if overlay.kind == "grain":
+                colour = colour + overlay.weight * band
             else:
-                target = np.asarray(ops.SNOW_COLOUR if kind == "snow" else ops.RAIN_COLOUR, dtype=np.float32)
-                colour = colour + (min(max(weight, 0.0), 1.0) * band) * (target - colour)
+                target = np.asarray(ops.SNOW_COLOUR if overlay.kind == "snow" else ops.RAIN_COLOUR, dtype=np.float32)
+                colour = colour + (min(max(overlay.weight, 0.0), 1.0) * band) * (target - colour)
         output[rows] = np.clip(np.round(colour * 255), 0, 255).astype(np.uint8)
 
     starts = range(0, height, STRIP_ROWS)
@@ -194,23 +194,6 @@ class _Filters:
         reduced = np.stack([np.asarray(channel.reduce(factor)) for channel in self._channels], axis=-1)
         return reduced / 255
 
-    @staticmethod
-    def _upsample(source, rows: slice) -> np.ndarray:
-        """Return output rows `rows` of a blurred copy at full resolution, (h, W, channels)."""
-        small, weights_y, weights_x = source  # small: (h_small, w_small, channels)
-        if weights_y is None:
-            return small[rows].copy()
-        index0, index1, fraction = (w[rows] for w in weights_y)
-        fraction = fraction[:, None, None]
-        # np.take is several times faster than fancy indexing for these gathers.
-        band = np.take(small, index0, axis=0) * (1 - fraction) + np.take(small, index1, axis=0) * fraction
-        index0, index1, fraction = weights_x
-        fraction = fraction[None, :, None]
-        upsampled = np.take(band, index0, axis=1)  # (h, W, channels)
-        upsampled *= 1 - fraction
-        upsampled += np.take(band, index1, axis=1) * fraction
-        return upsampled  # (h, W, channels)
-
     def mix(self, strip: np.ndarray, rows: slice) -> np.ndarray:
         """Return the strip mixed with its filtered copies and clipped to [0, 1], (h, W, 3) float32.
 
@@ -219,11 +202,11 @@ class _Filters:
         """
         mixed = strip.astype(np.float32)
         mixed *= (1 - self.small_blur - self.large_blur - self.posterize) / 255
-        small = self._upsample(self.small, rows) if self.small is not None else None
+        small = _upsample(self.small, rows) if self.small is not None else None
         if self.small_blur:
             mixed += self.small_blur * small
         if self.large_blur:
-            mixed += self.large_blur * self._upsample(self.large, rows)
+            mixed += self.large_blur * _upsample(self.large, rows)
         if self.posterize:
             mixed += self.posterize * _posterized(np.clip(small, 0, 1, out=small))
         return np.clip(mixed, 0, 1, out=mixed)
@@ -232,8 +215,25 @@ class _Filters:
         """Return the ink-line map of the strip, (h, W), as `ops.edge_magnitude` computes it."""
         red, green, blue = (strip[..., channel].astype(np.float32) / 255 for channel in range(3))
         luma = ops.LUMA_WEIGHTS[0] * red + ops.LUMA_WEIGHTS[1] * green + ops.LUMA_WEIGHTS[2] * blue
-        blurred = self._upsample(self.luma_blur, rows)[..., 0]
+        blurred = _upsample(self.luma_blur, rows)[..., 0]
         return np.clip(np.abs(luma - blurred) * ops.EDGE_GAIN, 0, 1)
+
+
+def _upsample(source, rows: slice) -> np.ndarray:
+    """Return output rows `rows` of a small grid (blurred copy or overlay) upsampled bilinearly, (h, W, channels)."""
+    small, weights_y, weights_x = source  # small: (h_small, w_small, channels)
+    if weights_y is None:
+        return small[rows].copy()
+    index0, index1, fraction = (w[rows] for w in weights_y)
+    fraction = fraction[:, None, None]
+    # np.take is several times faster than fancy indexing for these gathers.
+    band = np.take(small, index0, axis=0) * (1 - fraction) + np.take(small, index1, axis=0) * fraction
+    index0, index1, fraction = weights_x
+    fraction = fraction[None, :, None]
+    upsampled = np.take(band, index0, axis=1)  # (h, W, channels)
+    upsampled *= 1 - fraction
+    upsampled += np.take(band, index1, axis=1) * fraction
+    return upsampled  # (h, W, channels)
 
 
 def _posterized(smooth: np.ndarray, levels: int = ops.POSTERIZE_LEVELS) -> np.ndarray:
@@ -261,14 +261,44 @@ def _table_index(mixed: np.ndarray, levels: int) -> np.ndarray:
     return flat
 
 
-def _overlays(scalars: torch.Tensor, seed: int, height: int, width: int) -> list[tuple[str, float, np.ndarray]]:
+class _Overlay:
+    """One seeded overlay of a photo, kept at grid resolution and upsampled strip by strip.
+
+    Snow and rain are bilinear upsamplings of small grids (`ops.snow_grids`, `ops.rain_grid`), so each strip
+    interpolates only its own rows and no full-resolution alpha map is held. Grain is normalised by the standard
+    deviation of its full-resolution map, so it is drawn in full.
+    """
+
+    def __init__(self, kind: str, weight: float, seed: int, height: int, width: int) -> None:
+        self.kind, self.weight = kind, weight
+        self.full = None
+        self.grids = []
+        if kind == "grain":
+            self.full = ops.grain_layer([seed], height, width)[0, 0].numpy()
+            return
+        grids = ops.snow_grids(seed, height, width) if kind == "snow" else [(ops.rain_grid(seed, height, width), 1.0)]
+        for grid, opacity in grids:
+            array = np.ascontiguousarray(grid.numpy()[..., None])  # (grid_h, grid_w, 1)
+            rows = linear_resize_weights(array.shape[0], height)
+            columns = linear_resize_weights(array.shape[1], width)
+            self.grids.append(((array, rows, columns), opacity))
+
+    def alpha(self, rows: slice) -> np.ndarray:
+        """Return the overlay's alpha (or grain) for output rows `rows`, (h, W)."""
+        if self.full is not None:
+            return self.full[rows]
+        total = None
+        for source, opacity in self.grids:
+            band = _upsample(source, rows)[..., 0]
+            band *= opacity
+            total = band if total is None else total + band
+        return np.clip(total, 0, 1, out=total)
+
+
+def _overlays(scalars: torch.Tensor, seed: int, height: int, width: int) -> list[_Overlay]:
     overlays = []
-    for index, kind, layer in (
-        (_GRAIN, "grain", ops.grain_layer),
-        (_SNOW, "snow", ops.snow_layer),
-        (_RAIN, "rain", ops.rain_layer),
-    ):
+    for index, kind in ((_GRAIN, "grain"), (_SNOW, "snow"), (_RAIN, "rain")):
         weight = float(scalars[index])
         if abs(weight) > SKIP_WEIGHT and not (kind != "grain" and weight <= 0):
-            overlays.append((kind, weight, layer([seed], height, width)[0, 0].numpy()))
+            overlays.append(_Overlay(kind, weight, seed, height, width))
     return overlays
