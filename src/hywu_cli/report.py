@@ -120,12 +120,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-phrasings", type=int, default=6, help="training phrasings per family to score")
     parser.add_argument("--gallery", type=Path, default=None, help="write the example gallery to this file")
     parser.add_argument("--examples", type=Path, default=Path("examples"))
+    parser.add_argument(
+        "--no-metrics", action="store_true", help="only draw the gallery (`hywu eval` gives the full comparison)"
+    )
     args = parser.parse_args(argv)
 
     pipe = load_pipeline(args.model, device="cpu")
     if args.gallery:
         photos = sorted(path for path in args.examples.glob("*.jpg") if path.resolve() != args.gallery.resolve())
         draw_gallery(pipe, photos, args.gallery)
+    if args.no_metrics:
+        return
 
     started = time.time()
     photos = load_photos(list_photos(args.photos, "heldout"))
