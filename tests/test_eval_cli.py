@@ -89,3 +89,60 @@ def test_eval_explains_missing_photos_and_baselines(tmp_path, photos):
     assert "python -m hywu_cli.photos" in missing.output
     assert no_baselines.exit_code == 1
     assert "--stages sft,static_lora" in no_baselines.output
+
+
+def test_eval_rejects_report_paths_before_scoring(photos, tmp_path):
+    photo = next(photos.iterdir())
+    original = photo.read_bytes()
+    common = ["eval", "--model", str(MODEL), "--photos", str(photos), "--families", "brighter"]
+
+    onto_photo = CliRunner().invoke(app, [*common, "--json-file", str(photo)])
+    same_file = CliRunner().invoke(app, [*common, "--markdown", str(tmp_path / "r"), "--json-file", str(tmp_path / "r")])
+    markdown_onto_photo = CliRunner().invoke(app, [*common, "--markdown", str(photo)])
+
+    assert onto_photo.exit_code == 2
+    assert "one of the photos" in onto_photo.output
+    assert photo.read_bytes() == original
+    assert same_file.exit_code == 2
+    assert markdown_onto_photo.exit_code == 2
+
+
+def test_eval_creates_report_folders_and_needs_overwrite(photos, tmp_path):
+    report = tmp_path / "new" / "folder" / "eval.md"
+    common = ["eval", "--model", str(MODEL), "--photos", str(photos), "--families", "brighter", "--max-phrasings", "1"]
+
+    first = CliRunner().invoke(app, [*common, "--markdown", str(report)])
+    second = CliRunner().invoke(app, [*common, "--markdown", str(report)])
+    third = CliRunner().invoke(app, [*common, "--markdown", str(report), "--overwrite"])
+
+    assert first.exit_code == 0, first.output
+    assert "| brighter |" in report.read_text()
+    assert second.exit_code == 1
+    assert "--overwrite" in second.output
+    assert third.exit_code == 0
+
+
+def test_eval_names_broken_baseline_file(photos, baselines):
+    (baselines / "static_lora" / "final" / "static_lora.safetensors").write_bytes(b"not a safetensors file")
+
+    result = CliRunner().invoke(
+        app, ["eval", "--model", str(MODEL), "--photos", str(photos), "--baselines", str(baselines), "--families", "brighter"]
+    )
+
+    assert result.exit_code == 1
+    assert "static_lora.safetensors" in result.output
+    assert "--stages sft,static_lora" in result.output
+
+
+def test_eval_skips_tiny_and_unreadable_photos_with_warnings(photos):
+    Image.new("RGB", (8, 8)).save(photos / "tiny.png")
+    (photos / "notes.jpg").write_text("not an image")
+
+    result = CliRunner().invoke(
+        app, ["eval", "--model", str(MODEL), "--photos", str(photos), "--families", "brighter", "--max-phrasings", "1", "--json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "tiny.png" in result.output
+    assert "cannot be read as images" in result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["summary"]["photos"] == 1

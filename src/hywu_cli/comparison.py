@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from hywu_cli.edits import CONFLICTING_PAIRS, EDIT_FAMILIES, PRETRAINING_FAMILIES
+from hywu_cli.errors import HywuError
 from hywu_cli.evaluation import EditFunction, EvaluationResult, evaluate
 
 
@@ -71,11 +72,17 @@ def method_functions(pipe, baselines: dict[str, Path]) -> dict[str, EditFunction
         return run
 
     functions = {"base": pipeline_function(False)}
-    if "sft" in baselines:
-        editor = load_network(LiteEditorNetwork, baselines["sft"], torch.float32).eval().requires_grad_(False)
-        functions["sft"] = _editor_function(pipe, editor, None)
-    if "static_lora" in baselines:
-        functions["static_lora"] = _editor_function(pipe, pipe.editor, load_static_lora(baselines["static_lora"]))
+    try:
+        if "sft" in baselines:
+            editor = load_network(LiteEditorNetwork, baselines["sft"], torch.float32).eval().requires_grad_(False)
+            functions["sft"] = _editor_function(pipe, editor, None)
+        if "static_lora" in baselines:
+            functions["static_lora"] = _editor_function(pipe, pipe.editor, load_static_lora(baselines["static_lora"]))
+    except Exception as error:
+        raise HywuError(
+            f"failed to load the baselines in {', '.join(str(path) for path in baselines.values())}: "
+            f"{type(error).__name__}: {error}. Retrain them with `python -m hywu_cli.training --stages sft,static_lora`"
+        ) from error
     functions["hywu"] = pipeline_function(True)
     return functions
 

@@ -142,15 +142,28 @@ def draw(results: dict[str, dict], path: Path) -> bool:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     parser = argparse.ArgumentParser(prog="python -m hywu_cli.conflict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=Path("weights/hywu-lite"))
+    parser.add_argument("--model", default="hywu-lite", help="model name or folder, looked up as `hywu --model` does")
     parser.add_argument("--photos", type=Path, default=Path("data/photos"), help="training photos are read from here")
     parser.add_argument("--static-lora", type=Path, default=None, help="static LoRA factors; default: fresh init")
-    parser.add_argument("--out", type=Path, default=Path("docs/conflict"), help="output path without suffix")
-    parser.add_argument("--batches", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--crop-size", type=int, default=192)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--out", type=Path, default=Path("docs/conflict"), help="writes OUT.json, OUT.md and OUT.png (default docs/conflict)"
+    )
+    parser.add_argument("--batches", type=int, default=8, help="batches averaged per family (default 8)")
+    parser.add_argument("--batch-size", type=int, default=8, help="crops per batch (default 8)")
+    parser.add_argument("--crop-size", type=int, default=192, help="side of the square crops, in pixels (default 192)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the crops and the fresh LoRA (default 0)")
     args = parser.parse_args(argv)
+    for option, value in (("--batches", args.batches), ("--batch-size", args.batch_size), ("--crop-size", args.crop_size)):
+        if value < 1:
+            parser.error(f"{option} must be at least 1, got {value}")
+
+    from hywu_cli.errors import HywuError
+    from hywu_cli.models import resolve_model_dir
+
+    try:
+        args.model = resolve_model_dir(args.model)
+    except HywuError as error:
+        parser.error(str(error))
 
     from hywu_cli.baselines import StaticLora, load_static_lora
     from hywu_cli.condition import TextEncoder

@@ -326,6 +326,9 @@ def train_base(context: TrainingContext) -> Path:
 
 def load_frozen_editor(editor_dir: Path, device) -> tuple[LiteEditor, list]:
     """Load the frozen base editor with its target layers wrapped for LoRA updates; returns it and the targets."""
+    if not (Path(editor_dir) / "config.json").is_file():
+        # Checked here because diffusers would take a missing local folder for a Hub repository name.
+        raise SystemExit(f"no trained base editor in {editor_dir}: run the `base` stage of `python -m hywu_cli.training`")
     editor = LiteEditor.from_pretrained(editor_dir)
     editor.requires_grad_(False).eval()
     targets = inject_generated_lora(editor, LORA_TARGET_PATTERNS)
@@ -484,7 +487,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="python -m hywu_cli.training", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--photos", type=Path, default=defaults.photos, help="folder built by `python -m hywu_cli.photos`"
+        "--photos", type=Path, default=defaults.photos, help="folder built by `python -m hywu_cli.photos` (uses its train/)"
     )
     parser.add_argument(
         "--extra-photos", type=Path, action="append", default=[], help="a folder of your own photos (repeatable)"
@@ -509,9 +512,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         "composed_phrasings",
         "seed",
     ):
-        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+        parser.add_argument(
+            "--" + name.replace("_", "-"), type=int, default=getattr(defaults, name), help=f"default: {getattr(defaults, name)}"
+        )
     args = parser.parse_args(argv)
     stages = [name.strip() for name in args.stages.split(",") if name.strip()]
+    if not stages:
+        parser.error(f"--stages is empty; choose from {', '.join(STAGES)}")
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         parser.error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")

@@ -45,6 +45,9 @@ def evaluate_model(
         Path | None, typer.Option("--markdown", help="Also write the table as Markdown to this file.")
     ] = None,
     json_file: Annotated[Path | None, typer.Option("--json-file", help="Also write all numbers to this JSON file.")] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the --markdown and --json-file files if they exist.")
+    ] = False,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
@@ -59,19 +62,15 @@ def evaluate_model(
         import json
         import time
 
-        from hywu_cli.comparison import METHODS, baseline_files, compare, markdown, summarize
+        from hywu_cli.comparison import METHODS, compare, markdown, summarize
         from hywu_cli.evaluation import SPLITS, load_photos
 
         family_list = parse_families(families)
         if split not in SPLITS:
             raise typer.BadParameter(f"{split!r} is not one of {', '.join(SPLITS)}", param_hint="'--phrasings'")
-        photo_paths = find_eval_photos(photos)[:max_photos]
-        found = baseline_files(baselines)
-        if baselines is not None and not found:
-            raise HywuError(
-                f"no baselines in {baselines}: expected sft/final or static_lora/final from "
-                "`python -m hywu_cli.training --stages sft,static_lora`"
-            )
+        photo_paths = find_eval_photos(photos, reporter)[:max_photos]
+        check_report_files(markdown_file, json_file, photo_paths, overwrite)
+        found = find_baselines(baselines, reporter)
 
         pipe = _common.open_pipeline(model, _common.Device.cpu, _common.Dtype.float32, reporter)
         reporter.notice(f"scoring {', '.join(['base', *found, 'hywu'])} on {len(photo_paths)} photos ({split} phrasings)")
@@ -90,10 +89,10 @@ def evaluate_model(
 
         payload = {"summary": summary, "methods": {name: result.to_dict() for name, result in results.items()}}
         table = markdown(results, summary)
-        if markdown_file is not None:
-            markdown_file.write_text(table + "\n")
-        if json_file is not None:
-            json_file.write_text(json.dumps(payload, indent=2) + "\n")
+        for path, text in ((markdown_file, table + "\n"), (json_file, json.dumps(payload, indent=2) + "\n")):
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
         if json_output:
             reporter.result("", payload)
             return
@@ -116,22 +115,81 @@ def parse_families(value: str | None) -> list[str] | None:
     return names
 
 
-def find_eval_photos(folder: Path) -> list[Path]:
-    """Return the held-out photos of a data set built by `hywu_cli.photos`, or every image in a plain folder."""
+# SSIM's Gaussian window is 11 pixels wide.
+MIN_PHOTO_SIDE = 11
+
+
+def find_eval_photos(folder: Path, reporter: _common.Reporter) -> list[Path]:
+    """Return the held-out photos of a data set built by `hywu_cli.photos`, or every image in a plain folder.
+
+    Files that cannot be read as images, and images under `MIN_PHOTO_SIDE` pixels, are skipped with a warning.
+    """
+    from PIL import Image
+
     from hywu_cli.photos import add_user_photos, list_photos
 
+    if folder.is_file():
+        raise HywuError(f"--photos {folder} is a file; pass a folder of photos")
     if (folder / "heldout").is_dir():
         paths = list_photos(folder, "heldout")
     elif folder.is_dir():
         paths = add_user_photos(folder)
+        unreadable = sum(1 for path in folder.rglob("*") if path.is_file()) - len(paths)
+        if unreadable:
+            reporter.warning(f"skipped {unreadable} file(s) in {folder} that cannot be read as images")
     else:
         raise HywuError(
             f"photo folder not found: {folder}. Build the held-out set with "
             "`python -m hywu_cli.photos --out data/photos`, or pass --photos FOLDER"
         )
-    if not paths:
-        raise HywuError(f"no photos in {folder}; pass --photos with a folder of JPEG or PNG photos")
-    return paths
+    usable = []
+    for path in paths:
+        with Image.open(path) as image:
+            if min(image.size) < MIN_PHOTO_SIDE:
+                reporter.warning(f"skipped {path}: {image.width}x{image.height} is under {MIN_PHOTO_SIDE} pixels a side")
+                continue
+        usable.append(path)
+    if not usable:
+        raise HywuError(f"no usable photos in {folder}; pass --photos with a folder of JPEG or PNG photos")
+    return usable
+
+
+def check_report_files(markdown_file: Path | None, json_file: Path | None, photos: list[Path], overwrite: bool) -> None:
+    """Reject report paths that are folders, input photos, the same file twice, or existing files without
+    --overwrite, before any scoring starts."""
+    if markdown_file is not None and json_file is not None and markdown_file.resolve() == json_file.resolve():
+        raise typer.BadParameter("--markdown and --json-file name the same file; give two names", param_hint="'--json-file'")
+    inputs = {path.resolve() for path in photos}
+    for path, option in ((markdown_file, "--markdown"), (json_file, "--json-file")):
+        if path is None:
+            continue
+        if path.is_dir():
+            raise typer.BadParameter(f"{str(path)!r} is a folder; give a file name", param_hint=f"'{option}'")
+        if path.resolve() in inputs:
+            raise typer.BadParameter(f"{str(path)!r} is one of the photos being scored", param_hint=f"'{option}'")
+        if any(parent.is_file() for parent in path.parents):
+            raise typer.BadParameter(f"{str(path)!r} lies under a file, not a folder", param_hint=f"'{option}'")
+        if path.exists() and not overwrite:
+            raise HywuError(f"{path} already exists; pass --overwrite to replace it or choose another {option}")
+
+
+def find_baselines(folder: Path | None, reporter: _common.Reporter) -> dict[str, Path]:
+    """Return the trained baselines under `folder`, warning when only one of the two is there."""
+    from hywu_cli.comparison import baseline_files
+
+    if folder is None:
+        return {}
+    if not folder.is_dir():
+        raise HywuError(f"--baselines {folder} is not a folder; pass the --work folder of `python -m hywu_cli.training`")
+    found = baseline_files(folder)
+    if not found:
+        raise HywuError(
+            f"no baselines in {folder}: expected sft/final or static_lora/final from "
+            "`python -m hywu_cli.training --stages sft,static_lora`"
+        )
+    for name in {"sft", "static_lora"} - set(found):
+        reporter.warning(f"no {name} baseline in {folder}; scoring without it")
+    return found
 
 
 def print_table(reporter: _common.Reporter, results: dict) -> None:
