@@ -1,4 +1,4 @@
-"""The mechanism behind HY-WU: a shared LoRA update receives opposing gradients from conflicting edits.
+"""Measure how much conflicting edits pull one shared LoRA update apart: gradient cosines per pair of families.
 
     python -m hywu_cli.conflict --model weights/hywu-lite --photos data/photos \
         --static-lora runs/hywu-lite/static_lora/final/static_lora.safetensors --out docs/conflict
