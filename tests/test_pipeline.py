@@ -97,6 +97,14 @@ def test_scope_check_flags_unrelated_request(pipe):
     assert inside.closest[0][0] == "Snowy"
 
 
+def test_scope_check_passes_near_copy_with_low_classifier_score(pipe):
+    report = pipe.check_scope("make it look like a cartoon")
+
+    assert report.score < report.threshold
+    assert report.closest[0][0] == "Cartoon"
+    assert report.in_scope
+
+
 def test_saved_lora_reproduces_edit_with_peft(pipe, photos, tmp_path):
     peft = pytest.importorskip("peft")
     image = photos[0]

@@ -38,6 +38,11 @@ CALIBRATION_FLAG_RATE = 0.95
 # Composed training sentences per family (`hywu_cli.phrasing_grammar`) added to the in-scope examples.
 SCOPE_COMPOSED_PER_FAMILY = 15
 
+# An instruction whose sentence embedding has at least this cosine similarity to one training sentence is in
+# scope whatever the classifier says ("make it look like a cartoon" scores 0.92 but a low logit). At 0.75 no
+# out-of-scope calibration or test instruction passes that would not pass anyway.
+SIMILARITY_PASS = 0.75
+
 LICENCES = {
     "editor": "Apache-2.0; trained by the hywu authors on the photos listed in README.md",
     "generator": "Apache-2.0; trained by the hywu authors",
@@ -96,22 +101,30 @@ def calibrate_scope(text_encoder: TextEncoder, out: Path) -> dict:
     def logits(texts) -> torch.Tensor:
         return embed(texts) @ weight + bias
 
+    def passes(texts) -> torch.Tensor:
+        """Apply the rule of `HywuPipeline.check_scope`: a high logit or a near-copy of a training sentence."""
+        embeddings = embed(texts)
+        similarity = (embeddings @ reference.T).max(dim=1).values
+        return (embeddings @ weight + bias >= threshold) | (similarity >= SIMILARITY_PASS)
+
     calibration = torch.sort(logits(OUT_OF_SCOPE_CALIBRATION)).values
     index = min(len(calibration) - 1, math.ceil(CALIBRATION_FLAG_RATE * len(calibration)) - 1)
     threshold = float(calibration[index]) + 1e-4  # flagged means logit < threshold
 
-    held_out = logits(p.text for _, p in eval_phrasings())
-    blind = logits(p.text for family in families for p in phrasings_for(family, "blind"))
-    test = logits(OUT_OF_SCOPE_TEST)
+    held_out = passes([p.text for _, p in eval_phrasings()])
+    blind = passes([p.text for family in families for p in phrasings_for(family, "blind")])
+    flagged_calibration = ~passes(OUT_OF_SCOPE_CALIBRATION)
+    test = passes(OUT_OF_SCOPE_TEST)
     family_index = torch.tensor([families.index(family) for family, _ in train], dtype=torch.int32)
     tensors = {"embeddings": reference.contiguous(), "family_index": family_index, "weight": weight, "bias": bias}
     save_file(tensors, str(out / "scope.safetensors"))
     report = {
         "threshold": round(threshold, 4),
-        "in_scope_pass_rate": round(float((held_out >= threshold).float().mean()), 4),
-        "blind_in_scope_pass_rate": round(float((blind >= threshold).float().mean()), 4),
-        "out_of_scope_calibration_flag_rate": round(float((calibration < threshold).float().mean()), 4),
-        "out_of_scope_test_flag_rate": round(float((test < threshold).float().mean()), 4),
+        "similarity_threshold": SIMILARITY_PASS,
+        "in_scope_pass_rate": round(float(held_out.float().mean()), 4),
+        "blind_in_scope_pass_rate": round(float(blind.float().mean()), 4),
+        "out_of_scope_calibration_flag_rate": round(float(flagged_calibration.float().mean()), 4),
+        "out_of_scope_test_flag_rate": round(float((~test).float().mean()), 4),
         "held_out_phrasings": len(held_out),
         "out_of_scope_test_instructions": len(test),
     }
@@ -144,7 +157,11 @@ def export_model(work: Path, out: Path, name: str = "hywu-lite") -> dict:
         "condition_encoder": "condition_encoder",
         "text_encoder": "text_encoder",
         "lora_target_patterns": LORA_TARGET_PATTERNS,
-        "scope": {"file": "scope.safetensors", "threshold": scope["threshold"]},
+        "scope": {
+            "file": "scope.safetensors",
+            "threshold": scope["threshold"],
+            "similarity_threshold": scope["similarity_threshold"],
+        },
     }
     return build_manifest(out, name, __version__, components, LICENCES)
 

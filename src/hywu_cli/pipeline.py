@@ -50,7 +50,8 @@ class ScopeReport:
 
     `score` is the logit of a linear classifier over the instruction's sentence embedding (trained on the training
     phrasings against out-of-scope requests); `closest` lists up to three family titles with their highest cosine
-    similarity to any of that family's training phrasings.
+    similarity to any of that family's training phrasings. An instruction is in scope when the score reaches
+    `threshold` or its closest similarity reaches the model's similarity threshold.
     """
 
     in_scope: bool
@@ -166,6 +167,8 @@ class HywuPipeline:
             self._scope_bias = tensors["bias"].float()
             self._scope_families = [list(FAMILY_PHRASINGS)[int(i)] for i in tensors["family_index"].tolist()]
             self.scope_threshold = float(scope["threshold"])
+            similarity = scope.get("similarity_threshold")
+            self.scope_similarity_threshold = float(similarity) if similarity is not None else None
 
     def _check_files(self) -> None:
         check_model_dir(self.model_dir, check_hashes=False, name=self.requested_name)
@@ -202,7 +205,8 @@ class HywuPipeline:
         ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)[:3]
         closest = [(FAMILY_PHRASINGS[family].title, round(value, 3)) for family, value in ranked]
         score = float(embedding @ self._scope_weight + self._scope_bias)
-        return ScopeReport(score >= self.scope_threshold, score, self.scope_threshold, closest)
+        near_copy = self.scope_similarity_threshold is not None and ranked[0][1] >= self.scope_similarity_threshold
+        return ScopeReport(score >= self.scope_threshold or near_copy, score, self.scope_threshold, closest)
 
     # -- editing -----------------------------------------------------------------------------------------------
 
