@@ -87,7 +87,12 @@ def evaluate_model(
         summary = summarize(results)
         summary.update(photos=len(photo_paths), phrasings=split, seconds=round(time.perf_counter() - started, 1))
 
-        payload = {"summary": summary, "methods": {name: result.to_dict() for name, result in results.items()}}
+        payload = {
+            "status": "ok",
+            "model": str(pipe.model_dir),
+            "summary": summary,
+            "methods": {name: result.to_dict() for name, result in results.items()},
+        }
         table = markdown(results, summary)
         for path, text in ((markdown_file, table + "\n"), (json_file, json.dumps(payload, indent=2) + "\n")):
             if path is not None:
@@ -106,11 +111,22 @@ def parse_families(value: str | None) -> list[str] | None:
         return None
     from hywu_cli.phrasings import FAMILY_PHRASINGS
 
-    names = [name.strip() for name in value.split(",") if name.strip()]
-    unknown = [name for name in names if name not in FAMILY_PHRASINGS]
-    if unknown or not names:
+    by_title = {entry.title.casefold(): name for name, entry in FAMILY_PHRASINGS.items()}
+    names, unknown = [], []
+    for raw in (part.strip() for part in value.split(",")):
+        if not raw:
+            continue
+        key = raw.casefold().replace(" ", "_").replace("-", "_")
+        name = key if key in FAMILY_PHRASINGS else by_title.get(raw.casefold())
+        if name is None:
+            unknown.append(raw)
+        elif name not in names:
+            names.append(name)
+    if not names and not unknown:
+        raise typer.BadParameter("no family given; pass names such as snowy,black_and_white", param_hint="'--families'")
+    if unknown:
         raise typer.BadParameter(
-            f"unknown family {', '.join(unknown) or value!r}; `hywu edits --json` lists them", param_hint="'--families'"
+            f"unknown family {', '.join(unknown)}; choose from {', '.join(FAMILY_PHRASINGS)}", param_hint="'--families'"
         )
     return names
 
