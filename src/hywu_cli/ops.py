@@ -42,7 +42,8 @@ def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> 
     return (kernel / kernel.sum()).to(dtype)
 
 
-def _separable_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian_blur_pixels(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur with a Gaussian of `sigma` pixels by separable convolution, padding by reflection at the borders."""
     channels = image.shape[1]
     kernel = _gaussian_kernel(sigma, image.dtype, image.device)
     radius = kernel.numel() // 2
@@ -52,11 +53,6 @@ def _separable_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
     image = F.conv2d(F.pad(image, (radius, radius, 0, 0), mode=mode), horizontal, groups=channels)
     return F.conv2d(F.pad(image, (0, 0, radius, radius), mode=mode), vertical, groups=channels)
-
-
-def gaussian_blur_pixels(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Blur with a Gaussian of `sigma` pixels, exactly (separable convolution, reflect padding)."""
-    return _separable_blur(image, sigma)
 
 
 def gaussian_blur(image: torch.Tensor, relative_sigma: float) -> torch.Tensor:
@@ -74,8 +70,8 @@ def gaussian_blur(image: torch.Tensor, relative_sigma: float) -> torch.Tensor:
         return image
     factor = max(1, int(sigma))
     if factor == 1:
-        return _separable_blur(image, sigma)
-    small = _separable_blur(F.avg_pool2d(image, factor, ceil_mode=True), sigma / factor)
+        return gaussian_blur_pixels(image, sigma)
+    small = gaussian_blur_pixels(F.avg_pool2d(image, factor, ceil_mode=True), sigma / factor)
     return upsample_blocks(small, height, width, factor)
 
 
@@ -149,7 +145,7 @@ def snow_grids(seed: int, height: int, width: int) -> list[tuple[torch.Tensor, f
         grid = _cell_grid(height, width, cell)
         points = (torch.rand(grid, generator=generator) < density).float()
         points = points * (0.6 + 0.4 * torch.rand(grid, generator=generator))
-        grids.append((_separable_blur(points[None, None], 0.7)[0, 0] * 4.0, opacity))
+        grids.append((gaussian_blur_pixels(points[None, None], 0.7)[0, 0] * 4.0, opacity))
     return grids
 
 

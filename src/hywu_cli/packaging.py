@@ -98,23 +98,20 @@ def calibrate_scope(text_encoder: TextEncoder, out: Path) -> dict:
     reference = embed(p.text for _, p in train)
     weight, bias = fit_scope_classifier(reference, embed(OUT_OF_SCOPE_TRAIN))
 
-    def logits(texts) -> torch.Tensor:
-        return embed(texts) @ weight + bias
-
-    def passes(texts) -> torch.Tensor:
-        """Apply the rule of `HywuPipeline.check_scope`: a high logit or a near-copy of a training sentence."""
-        embeddings = embed(texts)
-        similarity = (embeddings @ reference.T).max(dim=1).values
-        return (embeddings @ weight + bias >= threshold) | (similarity >= SIMILARITY_PASS)
-
-    calibration = torch.sort(logits(OUT_OF_SCOPE_CALIBRATION)).values
+    calibration_embeddings = embed(OUT_OF_SCOPE_CALIBRATION)
+    calibration = torch.sort(calibration_embeddings @ weight + bias).values
     index = min(len(calibration) - 1, math.ceil(CALIBRATION_FLAG_RATE * len(calibration)) - 1)
     threshold = float(calibration[index]) + 1e-4  # flagged means logit < threshold
 
-    held_out = passes([p.text for _, p in eval_phrasings()])
-    blind = passes([p.text for family in families for p in phrasings_for(family, "blind")])
-    flagged_calibration = ~passes(OUT_OF_SCOPE_CALIBRATION)
-    test = passes(OUT_OF_SCOPE_TEST)
+    def passes(embeddings: torch.Tensor) -> torch.Tensor:
+        """Apply the rule of `HywuPipeline.check_scope`: a high logit or a near-copy of a training sentence."""
+        similarity = (embeddings @ reference.T).max(dim=1).values
+        return (embeddings @ weight + bias >= threshold) | (similarity >= SIMILARITY_PASS)
+
+    held_out = passes(embed(p.text for _, p in eval_phrasings()))
+    blind = passes(embed(p.text for family in families for p in phrasings_for(family, "blind")))
+    flagged_calibration = ~passes(calibration_embeddings)
+    test = passes(embed(OUT_OF_SCOPE_TEST))
     family_index = torch.tensor([families.index(family) for family, _ in train], dtype=torch.int32)
     tensors = {"embeddings": reference.contiguous(), "family_index": family_index, "weight": weight, "bias": bias}
     save_file(tensors, str(out / "scope.safetensors"))

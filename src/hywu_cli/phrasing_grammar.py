@@ -21,10 +21,12 @@ Plain data and the standard library only: no torch import.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
 from hywu_cli.phrasings import FAMILY_PHRASINGS, Grade, Phrasing, normalize_phrasing
+from hywu_cli.phrasings_blind import BLIND_TEST
 
 
 @dataclass(frozen=True)
@@ -401,14 +403,12 @@ def _compose_one(vocabulary: Vocabulary, grade: Grade, rng: random.Random) -> st
     return _pick(rng, LOOK_FRAMES).format(x=phrase, obj=obj)
 
 
-def held_out_texts() -> set[str]:
-    """Normalised texts of every evaluation and blind-test phrasing, which composed sentences must avoid."""
+@functools.cache
+def held_out_texts() -> frozenset[str]:
+    """Return the normalised texts of every evaluation and blind-test phrasing, which composed sentences avoid."""
     texts = {normalize_phrasing(p.text) for entry in FAMILY_PHRASINGS.values() for p in entry.eval}
-    try:
-        from hywu_cli.phrasings_blind import BLIND_TEST
-    except ImportError:
-        return texts
-    return texts | {normalize_phrasing(text) for entries in BLIND_TEST.values() for text, _ in entries}
+    texts |= {normalize_phrasing(text) for entries in BLIND_TEST.values() for text, _ in entries}
+    return frozenset(texts)
 
 
 def compose_phrasings(family: str, count: int, seed: int = 0) -> tuple[Phrasing, ...]:

@@ -285,6 +285,17 @@ def run_stage(context: TrainingContext, spec: StageSpec, trainable: list[nn.Modu
     return [accelerator.unwrap_model(module) for module in modules]
 
 
+def trained_editor_loss(texture_weight: float):
+    """Return the `compute_loss` of stages that train the editor itself (base pretraining, static SFT)."""
+
+    def compute_loss(modules, batch, images, targets, text):
+        (editor,) = modules
+        output = editor(images, text.sentence_embeddings, batch.seeds, clamp=False)
+        return editing_loss(output, targets, texture_weight)
+
+    return compute_loss
+
+
 def _is_done(folder: Path, marker: str, component: str) -> bool:
     if (folder / marker).is_file():
         logger.info("%s already trained: %s", component, folder)
@@ -309,13 +320,9 @@ def train_base(context: TrainingContext) -> Path:
     if _is_done(final, "config.json", "base editor"):
         return final
 
-    def compute_loss(modules, batch, images, targets, text):
-        (editor,) = modules
-        return editing_loss(editor(images, text.sentence_embeddings, batch.seeds, clamp=False), targets)
-
-    # The shipped base editor saw hand-written phrasings only.
+    # The shipped base editor saw hand-written phrasings only, and no texture term.
     spec = StageSpec("base", config.base_steps, config.base_lr, config.base_batch_size, list(PRETRAINING_FAMILIES), 1.0)
-    (editor,) = run_stage(context, spec, [LiteEditor()], compute_loss)
+    (editor,) = run_stage(context, spec, [LiteEditor()], trained_editor_loss(texture_weight=0.0))
     _save_main(context, lambda: editor.save_pretrained(final))
     return final
 
@@ -410,13 +417,9 @@ def train_static_sft(context: TrainingContext, editor_dir: Path) -> Path:
     if _is_done(final, "config.json", "static SFT baseline"):
         return final
 
-    def compute_loss(modules, batch, images, targets, text):
-        (editor,) = modules
-        output = editor(images, text.sentence_embeddings, batch.seeds, clamp=False)
-        return editing_loss(output, targets, config.texture_weight)
-
     spec = all_families_spec(config, "sft", config.baseline_lr)
-    (editor,) = run_stage(context, spec, [LiteEditor.from_pretrained(editor_dir)], compute_loss)
+    editor = LiteEditor.from_pretrained(editor_dir)
+    (editor,) = run_stage(context, spec, [editor], trained_editor_loss(config.texture_weight))
     _save_main(context, lambda: editor.save_pretrained(final))
     return final
 
