@@ -45,7 +45,7 @@ def test_fresh_static_lora_is_a_no_op():
     assert torch.equal(actual, expected)
 
 
-def test_shared_update_equals_merged_weights_for_every_sample():
+def test_static_lora_equals_merged_weights():
     torch.manual_seed(1)
     net, x = TinyNet(), torch.randn(4, 3, 8, 8)
     lora = trained_static_lora(net)
@@ -89,7 +89,7 @@ def test_summary_checks_each_claim():
     base = {name: 20.0 for name in families}
     static = {name: 25.0 for name in families}
     hywu = {name: 27.0 for name in families}
-    hywu["brighter"] = 19.0  # forgets a pretraining family and loses the brighter/darker pair
+    hywu["brighter"] = 19.0  # drops below the base on a pretraining family and loses the brighter/darker pair
     hywu["night"] = 18.0  # loses to the base on a family the base never saw
 
     summary = summarize({"base": result(base), "sft": result(static), "static_lora": result(static), "hywu": result(hywu)})
@@ -102,7 +102,7 @@ def test_summary_checks_each_claim():
     assert summary["conflicting_pairs"]["brighter/darker"]["hywu"] == 23.0
 
 
-def test_markdown_lists_every_family_and_pair():
+def test_markdown_lists_families_and_pairs():
     families = list(EDIT_FAMILIES)
     results = {"base": result({name: 20.0 for name in families}), "hywu": result({name: 22.0 for name in families})}
 

@@ -19,7 +19,7 @@ MODEL = ROOT / "weights" / "hywu-lite"
 pytestmark = pytest.mark.skipif(not (MODEL / "manifest.json").is_file(), reason="weights/hywu-lite not built yet")
 
 
-def test_cosine_table_of_opposite_and_equal_gradients():
+def test_cosine_table_known_vectors():
     gradients = {"brighter": torch.tensor([1.0, 2.0]), "darker": torch.tensor([-2.0, -4.0]), "blur": torch.tensor([2.0, -1.0])}
 
     table = conflict.cosine_table(gradients, [("brighter", "darker"), ("brighter", "blur"), ("blur", "blur")])
@@ -27,7 +27,7 @@ def test_cosine_table_of_opposite_and_equal_gradients():
     assert table == {"brighter/darker": -1.0, "brighter/blur": 0.0, "blur/blur": 1.0}
 
 
-def test_conflict_script_writes_table_json_and_figure(tmp_path):
+def test_conflict_script_writes_outputs(tmp_path):
     train = tmp_path / "photos" / "train"
     train.mkdir(parents=True)
     rng = np.random.default_rng(0)

@@ -43,7 +43,7 @@ def baselines(tmp_path):
     return work
 
 
-def test_eval_scores_every_method_and_writes_reports(photos, baselines, tmp_path):
+def test_eval_scores_all_methods(photos, baselines, tmp_path):
     arguments = ["eval", "--model", str(MODEL), "--photos", str(photos), "--baselines", str(baselines)]
     arguments += ["--families", "brighter,darker,invert", "--max-phrasings", "1", "--json"]
     arguments += ["--markdown", str(tmp_path / "eval.md"), "--json-file", str(tmp_path / "eval.json")]
@@ -79,7 +79,7 @@ def test_eval_rejects_bad_options(photos, arguments, fragment):
     assert fragment in result.output
 
 
-def test_eval_explains_missing_photos_and_baselines(tmp_path, photos):
+def test_eval_missing_photos_and_baselines(tmp_path, photos):
     missing = CliRunner().invoke(app, ["eval", "--model", str(MODEL), "--photos", str(tmp_path / "nowhere")])
     no_baselines = CliRunner().invoke(
         app, ["eval", "--model", str(MODEL), "--photos", str(photos), "--baselines", str(tmp_path)]
@@ -91,7 +91,7 @@ def test_eval_explains_missing_photos_and_baselines(tmp_path, photos):
     assert "--stages sft,static_lora" in no_baselines.output
 
 
-def test_eval_rejects_report_paths_before_scoring(photos, tmp_path):
+def test_eval_rejects_bad_report_paths(photos, tmp_path):
     photo = next(photos.iterdir())
     original = photo.read_bytes()
     common = ["eval", "--model", str(MODEL), "--photos", str(photos), "--families", "brighter"]
@@ -107,7 +107,7 @@ def test_eval_rejects_report_paths_before_scoring(photos, tmp_path):
     assert markdown_onto_photo.exit_code == 2
 
 
-def test_eval_creates_report_folders_and_needs_overwrite(photos, tmp_path):
+def test_eval_report_folders_and_overwrite(photos, tmp_path):
     report = tmp_path / "new" / "folder" / "eval.md"
     common = ["eval", "--model", str(MODEL), "--photos", str(photos), "--families", "brighter", "--max-phrasings", "1"]
 
@@ -134,7 +134,7 @@ def test_eval_names_broken_baseline_file(photos, baselines):
     assert "--stages sft,static_lora" in result.output
 
 
-def test_eval_skips_tiny_and_unreadable_photos_with_warnings(photos):
+def test_eval_skips_unusable_photos(photos):
     Image.new("RGB", (8, 8)).save(photos / "tiny.png")
     (photos / "notes.jpg").write_text("not an image")
 

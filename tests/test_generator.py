@@ -106,7 +106,7 @@ def test_plain_loader_matches_diffusers_loader(tmp_path):
         assert torch.equal(expected.lora_B[name], actual.lora_B[name])
 
 
-def test_layer_gain_scales_only_that_layers_lora_b():
+def test_layer_gain_scales_its_lora_b():
     torch.manual_seed(3)
     plain = make_generator()
     for parameter in plain.parameters():

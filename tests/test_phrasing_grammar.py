@@ -17,7 +17,7 @@ def test_every_family_has_a_vocabulary():
 
 
 @pytest.mark.parametrize("family", list(FAMILY_PHRASINGS))
-def test_composed_phrasings_are_distinct_balanced_and_never_held_out(family):
+def test_composed_phrasings_distinct_and_balanced(family):
     phrasings = compose_phrasings(family, 150)
 
     keys = [normalize_phrasing(p.text) for p in phrasings]
@@ -33,20 +33,21 @@ def test_composition_is_deterministic_per_seed():
     assert compose_phrasings("snowy", 30, seed=1) != compose_phrasings("snowy", 30)
 
 
-def test_composed_text_has_no_unfilled_slots_or_double_spaces():
+def test_composed_text_fully_filled():
     for family in FAMILY_PHRASINGS:
         for phrasing in compose_phrasings(family, 60):
-            assert "{" not in phrasing.text and "}" not in phrasing.text
+            assert "{" not in phrasing.text
+            assert "}" not in phrasing.text
             assert "  " not in phrasing.text
 
 
-def test_blind_set_covers_every_family_with_two_phrasings_per_grade():
+def test_blind_set_grades_per_family():
     assert set(BLIND_TEST) == set(FAMILY_PHRASINGS)
     for family, entries in BLIND_TEST.items():
         assert Counter(grade for _, grade in entries) == {"slight": 2, "normal": 2, "strong": 2}, family
 
 
-def test_blind_split_scores_only_wording_never_trained_on():
+def test_blind_split_skips_training_wording():
     training = {normalize_phrasing(p.text) for entry in FAMILY_PHRASINGS.values() for p in entry.train}
     evaluation = {normalize_phrasing(p.text) for entry in FAMILY_PHRASINGS.values() for p in entry.eval}
     blind = {normalize_phrasing(text) for entries in BLIND_TEST.values() for text, _ in entries}

@@ -97,7 +97,7 @@ def test_scope_check_flags_unrelated_request(pipe):
     assert inside.closest[0][0] == "Snowy"
 
 
-def test_scope_check_passes_near_copy_with_low_classifier_score(pipe):
+def test_scope_check_passes_near_copy(pipe):
     report = pipe.check_scope("make it look like a cartoon")
 
     assert report.score < report.threshold

@@ -71,7 +71,7 @@ def test_fast_render_without_spatial_map_uses_byte_table(photo):
         ([0.5, 0.6, 0.5, 0.4, 0, 0, 0], (1100, 1500)),  # every filter downsampled, several strips
     ],
 )
-def test_fast_render_matches_reference_with_filters(scalars, size):
+def test_fast_render_filters_match_reference(scalars, size):
     generator = torch.Generator().manual_seed(5)
     coarse = torch.rand(1, 3, 12, 15, generator=generator)
     fine = 0.15 * torch.rand(1, 3, *size, generator=generator)

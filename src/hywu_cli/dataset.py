@@ -127,7 +127,7 @@ def sample_batch(
 ) -> EditBatch:
     """Sample photos, families and phrasings uniformly, and compute the ground truth of each sample.
 
-    `hand_written_share` is the chance of a hand-written phrasing when the table also holds composed ones.
+    `hand_written_share` is the chance of a hand-written phrasing when the table also contains composed ones.
     """
     images = bank.random_crops(batch_size, size, rng)
     chosen = [rng.choice(families) for _ in range(batch_size)]

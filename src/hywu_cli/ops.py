@@ -188,8 +188,8 @@ def rain_layer(seeds: list[int], height: int, width: int) -> torch.Tensor:
     """Draw slanted rain streaks as an alpha map (batch, 1, height, width) in [0, 1].
 
     Drops are placed on a grid of cells about 0.15% of the shorter side. Each row of the grid is shifted sideways
-    in proportion to its index (a shear of about 12 degrees), a running sum down the columns turns drops into
-    streaks, and the shear is undone, so streaks fall from upper left to lower right.
+    in proportion to its index, a shear of about 12 degrees. A running sum down the columns turns drops into
+    streaks, and undoing the shear makes the streaks fall from upper left to lower right.
     """
     maps = [
         F.interpolate(rain_grid(seed, height, width)[None, None], size=(height, width), mode="bilinear", align_corners=False)

@@ -39,7 +39,7 @@ CALIBRATION_FLAG_RATE = 0.95
 SCOPE_COMPOSED_PER_FAMILY = 15
 
 # An instruction whose sentence embedding has at least this cosine similarity to one training sentence is in
-# scope whatever the classifier says ("make it look like a cartoon" scores 0.92 but a low logit). At 0.75 no
+# scope whatever the classifier scores ("make it look like a cartoon" scores 0.92 but a low logit). At 0.75 no
 # out-of-scope calibration or test instruction passes that would not pass anyway.
 SIMILARITY_PASS = 0.75
 

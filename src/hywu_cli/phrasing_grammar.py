@@ -13,8 +13,8 @@ type thousands. Each family here lists the words people use for it, by part of s
 the grade its modifier requests. Sentences equal to an evaluation phrasing (after normalisation) are dropped, so
 the held-out sets stay unseen.
 
-NOTE: this grammar was written after looking at which evaluation phrasings the first shipped model got wrong, so
-the evaluation set in `hywu_cli.phrasings` is no longer fully blind; `hywu_cli.phrasings_blind` is.
+NOTE: this grammar was written after looking at which evaluation phrasings the first shipped model got wrong. The
+evaluation set in `hywu_cli.phrasings` is therefore no longer fully blind, while `hywu_cli.phrasings_blind` is.
 
 Plain data and the standard library only: no torch import.
 """
