@@ -111,6 +111,18 @@ class FakePipeline:
         self.dtype = dtype
         self.batch_sizes: list[int] = []
         self.single_edits: list[str] = []
+        self.literal = False
+
+    def read_instructions(self, instructions):
+        from hywu_cli.instruction_reader import InstructionReading
+
+        readings = []
+        for text in instructions:
+            if "warm" in text and not self.literal:
+                readings.append(InstructionReading(text, "make it warmer", "warmer", "normal", 0.9))
+            else:
+                readings.append(InstructionReading(text, text, None, None, 0.0))
+        return readings
 
     def check_scope(self, instruction: str) -> FakeScope:
         if "moustache" in instruction:
@@ -644,6 +656,30 @@ def test_edit_json_result(fake_pipe, tmp_path):
     assert data["device"] == "cpu"
     assert data["size"] == [32, 24]
     assert data["in_scope"] is True
+
+
+def test_edit_reports_reading(fake_pipe, tmp_path):
+    image = write_image(tmp_path / "photo.png")
+
+    result = invoke("edit", image, "a warm glow please", "--json")
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert result.exit_code == 0, result.output
+    assert "read 'a warm glow please' as: Warmer, normal" in result.stderr
+    assert data["reading"]["family"] == "warmer"
+    assert data["reading"]["conditioned_on"] == "make it warmer"
+
+
+def test_edit_literal_skips_reading(fake_pipe, tmp_path):
+    image = write_image(tmp_path / "photo.png")
+
+    result = invoke("edit", image, "a warm glow please", "--literal", "--json")
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert result.exit_code == 0, result.output
+    assert "read 'a warm" not in result.stderr
+    assert data["reading"]["family"] is None
+    assert data["reading"]["conditioned_on"] == "a warm glow please"
 
 
 def test_edit_json_error_line(no_model, tmp_path):

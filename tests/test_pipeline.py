@@ -113,7 +113,7 @@ def test_saved_lora_reproduces_edit_with_peft(pipe, photos, tmp_path):
     pipe.save_lora(image, instruction, tmp_path / "adapter")
 
     thumbnail = pipe.editor.make_thumbnail(pil_to_tensor(image))
-    encoded = pipe.encode_instructions([instruction])
+    encoded = pipe.encode_for_editing([instruction])
     lora = pipe.generate_lora(thumbnail, encoded)
     with apply_generated_lora(pipe.editor, lora):
         expected = pipe.editor.predict_operators(thumbnail, encoded.sentence_embeddings)

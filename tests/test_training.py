@@ -39,6 +39,8 @@ def training_command(tmp_path: Path, generator_steps: int) -> list[str]:
         "--crop-size", "64",
         "--checkpoint-every", "1",
         "--composed-phrasings", "3",
+        "--reader-steps", "2",
+        "--reader-phrasings", "3",
     ]  # fmt: skip
 
 
@@ -68,6 +70,7 @@ def test_two_cpu_processes_train_every_stage(workspace):
     assert (workspace / "work" / "generator" / "final" / "generator" / "config.json").is_file()
     assert (workspace / "work" / "sft" / "final" / "config.json").is_file()
     assert (workspace / "work" / "static_lora" / "final" / "static_lora.safetensors").is_file()
+    assert (workspace / "work" / "reader" / "final" / "report.json").is_file()
     assert json.loads((workspace / "work" / "generator" / "progress.json").read_text())["step"] == 2
 
 

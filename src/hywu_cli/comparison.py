@@ -45,12 +45,12 @@ def baseline_files(folder: Path | None) -> dict[str, Path]:
 
 
 def _editor_function(pipe, editor, lora) -> EditFunction:
-    """Edit with `editor` (with `lora` injected, if given), reading the pipeline's text encoder."""
+    """Edit with `editor` (with `lora` injected, if given), reading instructions as the pipeline does."""
     from hywu_cli.injection import apply_generated_lora
 
     @torch.no_grad()
     def run(image: torch.Tensor, instruction: str, seed: int) -> torch.Tensor:
-        embeddings = pipe.encode_instructions([instruction]).sentence_embeddings.to(image.dtype)
+        embeddings = pipe.encode_for_editing([instruction]).sentence_embeddings.to(image.dtype)
         thumbnail = editor.make_thumbnail(image)
         with apply_generated_lora(editor, lora):
             operators = editor.predict_operators(thumbnail, embeddings)

@@ -17,6 +17,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from hywu_cli.condition import ConditionEncoderNetwork
 from hywu_cli.editor import LiteEditorNetwork
 from hywu_cli.generator import ParameterGeneratorNetwork
+from hywu_cli.instruction_reader import InstructionReaderNetwork
+from hywu_cli.phrasings import FAMILY_PHRASINGS
 
 
 class LiteEditor(LiteEditorNetwork, ModelMixin, ConfigMixin):
@@ -84,4 +86,31 @@ class ParameterGenerator(ParameterGeneratorNetwork, ModelMixin, ConfigMixin):
             mlp_ratio=mlp_ratio,
             lora_alpha=lora_alpha,
             layer_gains=layer_gains,
+        )
+
+
+class InstructionReader(InstructionReaderNetwork, ModelMixin, ConfigMixin):
+    """The instruction reader; see `hywu_cli.instruction_reader.InstructionReaderNetwork`."""
+
+    config_name = "config.json"
+
+    @register_to_config
+    def __init__(
+        self,
+        families: list[str] | tuple[str, ...] = tuple(FAMILY_PHRASINGS),
+        shared_layers: int = 4,
+        num_layers: int = 2,
+        hidden: int = 384,
+        heads: int = 12,
+        intermediate: int = 1536,
+        eps: float = 1e-12,
+    ) -> None:
+        super().__init__(
+            families=list(families),
+            shared_layers=shared_layers,
+            num_layers=num_layers,
+            hidden=hidden,
+            heads=heads,
+            intermediate=intermediate,
+            eps=eps,
         )

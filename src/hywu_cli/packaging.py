@@ -48,6 +48,7 @@ LICENCES = {
     "generator": "Apache-2.0; trained by the hywu authors",
     "condition_encoder": "Apache-2.0; trained by the hywu authors",
     "text_encoder": "Apache-2.0; sentence-transformers/all-MiniLM-L6-v2 converted to float16 (see text_encoder/NOTICE)",
+    "instruction_reader": "Apache-2.0; the upper two layers of all-MiniLM-L6-v2, fine-tuned by the hywu authors",
 }
 
 
@@ -136,6 +137,7 @@ def export_model(work: Path, out: Path, name: str = "hywu-lite") -> dict:
         "editor": work / "base" / "final",
         "generator": work / "generator" / "final" / "generator",
         "condition_encoder": work / "generator" / "final" / "condition_encoder",
+        "instruction_reader": work / "reader" / "final",
     }
     for component, source in sources.items():
         if not (source / "config.json").is_file():
@@ -153,6 +155,7 @@ def export_model(work: Path, out: Path, name: str = "hywu-lite") -> dict:
         "generator": "generator",
         "condition_encoder": "condition_encoder",
         "text_encoder": "text_encoder",
+        "instruction_reader": "instruction_reader",
         "lora_target_patterns": LORA_TARGET_PATTERNS,
         "scope": {
             "file": "scope.safetensors",

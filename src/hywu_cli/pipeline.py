@@ -5,8 +5,10 @@
     edited = pipe.edit(image, "make it snowy")
 
 A model folder contains `manifest.json` (files with sha256, component folders, LoRA target patterns, the out-of-scope
-threshold), `editor/`, `generator/`, `condition_encoder/` (diffusers `ModelMixin` folders), `text_encoder/` (a
-transformers BERT folder) and `scope.safetensors` (sentence embeddings of the training phrasings).
+threshold), `editor/`, `generator/`, `condition_encoder/`, optionally `instruction_reader/` (diffusers `ModelMixin` folders),
+`text_encoder/` (a transformers BERT folder) and `scope.safetensors` (sentence embeddings of the training
+phrasings). With a reader, the generator and the editor are conditioned on the canonical phrasing of the family
+and grade the reader recognises (see `hywu_cli.instruction_reader`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from hywu_cli.editor import EditOperators, LiteEditorNetwork
 from hywu_cli.errors import HywuError, HywuWarning, ModelFilesError
 from hywu_cli.generator import GeneratedLora, ParameterGeneratorNetwork
 from hywu_cli.injection import apply_generated_lora, inject_generated_lora, save_peft_adapter
+from hywu_cli.instruction_reader import InstructionReading, InstructionReaderNetwork
 from hywu_cli.models import (
     check_model_dir,
     check_safetensors_file,
@@ -142,6 +145,8 @@ class HywuPipeline:
         self.version = str(self.manifest.get("version", "unknown"))
         self.device = device
         self.dtype = dtype
+        # True conditions the model on the instruction's own words even where the instruction reader is sure.
+        self.literal = False
         self._check_files()
 
         components = self.manifest["components"]
@@ -153,6 +158,10 @@ class HywuPipeline:
             ConditionEncoderNetwork, self.model_dir / components["condition_encoder"], torch_dtype
         )
         self.generator = load_network(ParameterGeneratorNetwork, self.model_dir / components["generator"], torch_dtype)
+        self.reader = None
+        if components.get("instruction_reader"):
+            self.reader = load_network(InstructionReaderNetwork, self.model_dir / components["instruction_reader"])
+            self.reader.to(device).eval().requires_grad_(False)
         for module in (self.editor, self.condition_encoder, self.generator):
             module.to(device).eval().requires_grad_(False)
 
@@ -182,6 +191,20 @@ class HywuPipeline:
         if any(not text for text in cleaned):
             raise HywuError('instruction is empty; describe the edit, e.g. "make it snowy"')
         return self.text_encoder.encode(cleaned)
+
+    def read_instructions(self, instructions: list[str]) -> list[InstructionReading]:
+        """Return the family and grade that each instruction requests, and the text the model is conditioned on.
+
+        Without a reader in the model folder, or with `literal` set, every instruction is used as written.
+        """
+        cleaned = [" ".join(text.split()) for text in instructions]
+        if self.reader is None or self.literal or any(not text for text in cleaned):
+            return [InstructionReading(text, text, None, None, 0.0) for text in cleaned]
+        return self.reader.read(self.text_encoder, cleaned)
+
+    def encode_for_editing(self, instructions: list[str]) -> EncodedInstructions:
+        """Encode the texts the instruction reader chose (see `read_instructions`) for the generator and editor."""
+        return self.encode_instructions([reading.text for reading in self.read_instructions(instructions)])
 
     @torch.no_grad()
     def generate_lora(self, thumbnails: torch.Tensor, encoded: EncodedInstructions) -> GeneratedLora:
@@ -221,8 +244,8 @@ class HywuPipeline:
     def _predict_operators(
         self, thumbnails: torch.Tensor, instructions: list[str], strength: float, use_lora: bool
     ) -> EditOperators:
-        """Encode the instructions, generate this batch's LoRA updates and predict operators with them injected."""
-        encoded = self.encode_instructions(instructions)
+        """Read the instructions, generate this batch's LoRA updates and predict operators with them injected."""
+        encoded = self.encode_for_editing(instructions)
         lora = self.generate_lora(thumbnails, encoded).scaled(strength) if use_lora else None
         with apply_generated_lora(self.editor, lora):
             return self.editor.predict_operators(thumbnails, encoded.sentence_embeddings.to(thumbnails.dtype))
@@ -304,9 +327,12 @@ class HywuPipeline:
     def save_lora(
         self, image: Image.Image | str | Path, instruction: str, directory: str | Path, *, strength: float = 1.0
     ) -> Path:
-        """Write the LoRA update generated for (image, instruction) as a PEFT adapter for the bare editor."""
+        """Write the LoRA update generated for (image, instruction) as a PEFT adapter for the bare editor.
+
+        The editor with the adapter expects the sentence embedding of the text that `read_instructions` returns.
+        """
         check_strength(strength)
-        encoded = self.encode_instructions([instruction])
+        encoded = self.encode_for_editing([instruction])
         thumbnail = self.editor.make_thumbnail(pil_to_tensor(prepare_image(image)).to(self.device, DTYPES[self.dtype]))
         lora = self.generate_lora(thumbnail, encoded).scaled(strength)
         return save_peft_adapter(self.editor, lora, directory)

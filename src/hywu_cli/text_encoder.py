@@ -97,7 +97,8 @@ class MiniBert(nn.Module):
             for _ in range(config["num_hidden_layers"])
         )
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layers: int | None = None) -> torch.Tensor:
+        """Return the token states after the first `layers` encoder layers (all by default)."""
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         x = (
             self.word_embeddings(input_ids)
@@ -106,7 +107,7 @@ class MiniBert(nn.Module):
         )
         x = self.embedding_norm(x)
         key_mask = attention_mask.bool()[:, None, None, :]
-        for layer in self.layers:
+        for layer in self.layers[:layers]:
             x = layer(x, key_mask)
         return x  # (batch, tokens, hidden)
 
@@ -154,9 +155,8 @@ class TextEncoder:
         self.model.to(device).eval().requires_grad_(False)
         self.device = torch.device(device)
 
-    @torch.no_grad()
-    def encode(self, instructions: list[str]) -> EncodedInstructions:
-        """Encode instructions; anything past `MAX_INSTRUCTION_TOKENS` word pieces is cut off."""
+    def _tokenize(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return word-piece ids and bool mask (batch, tokens), warning about instructions that were cut off."""
         encodings = self.tokenizer.encode_batch(list(instructions))
         for text, encoding in zip(instructions, encodings):
             if encoding.overflowing:
@@ -164,11 +164,23 @@ class TextEncoder:
                 warnings.warn(
                     f"instruction {text[:60]!r} is longer than {MAX_INSTRUCTION_TOKENS} word pieces; ignored: {dropped!r}",
                     HywuWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
         input_ids = torch.tensor([e.ids for e in encodings], device=self.device)
         mask = torch.tensor([e.attention_mask for e in encodings], device=self.device).bool()
+        return input_ids, mask
+
+    @torch.no_grad()
+    def encode(self, instructions: list[str]) -> EncodedInstructions:
+        """Encode instructions; anything past `MAX_INSTRUCTION_TOKENS` word pieces is cut off."""
+        input_ids, mask = self._tokenize(instructions)
         states = self.model(input_ids, mask)  # (batch, tokens, 384)
         weights = mask.unsqueeze(-1).to(states.dtype)
         pooled = (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
         return EncodedInstructions(states, mask, F.normalize(pooled, dim=-1))
+
+    @torch.no_grad()
+    def encode_layers(self, instructions: list[str], layers: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return token states (batch, tokens, 384) after the first `layers` layers and their bool mask."""
+        input_ids, mask = self._tokenize(instructions)
+        return self.model(input_ids, mask, layers), mask

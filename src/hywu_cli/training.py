@@ -33,7 +33,7 @@ from hywu_cli.dataset import PhotoBank, PhrasingTable, sample_batch
 from hywu_cli.editor import LORA_TARGET_PATTERNS
 from hywu_cli.edits import EDIT_FAMILIES, PRETRAINING_FAMILIES
 from hywu_cli.injection import apply_generated_lora, inject_generated_lora
-from hywu_cli.modeling import ConditionEncoder, LiteEditor, ParameterGenerator
+from hywu_cli.modeling import ConditionEncoder, InstructionReader, LiteEditor, ParameterGenerator
 
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ TEXT_ENCODER_SOURCE = "sentence-transformers/all-MiniLM-L6-v2, as packaged in th
 
 
 # Stages in the order they run; `sft` and `static_lora` are the baselines of `hywu eval`.
-STAGES = ("base", "generator", "sft", "static_lora")
+STAGES = ("reader", "base", "generator", "sft", "static_lora")
 
 
 @dataclass
@@ -75,6 +75,10 @@ class TrainConfig:
     composed_phrasings: int = 150
     # Weight of the texture term of `editing_loss` in all-family stages (the base editor stage uses none).
     texture_weight: float = 4.0
+    # Fine-tuning steps of the instruction reader (batches of 64 sentences), and the composed sentences per family
+    # it learns from besides the hand-written ones.
+    reader_steps: int = 1400
+    reader_phrasings: int = 300
     warmup_steps: int = 100
     checkpoint_every: int = 250
     # Start the generator stage from a trained generator folder (holding generator/ and condition_encoder/).
@@ -453,6 +457,33 @@ def train_static_lora(context: TrainingContext, editor_dir: Path) -> Path:
     return final
 
 
+def train_instruction_reader(config: TrainConfig) -> Path:
+    """Fine-tune the instruction reader on the training phrasings (text only, a few minutes on the main process).
+
+    It needs no photos and no editor, so it runs before the other stages and outside their accelerate loop.
+    """
+    from accelerate import PartialState
+
+    from hywu_cli.instruction_reader import train_reader
+
+    final = config.work / "reader" / "final"
+    state = PartialState()
+    if state.is_main_process and not _is_done(final, "diffusion_pytorch_model.safetensors", "instruction reader"):
+        package_text_encoder(config.out / "text_encoder")
+        network, report = train_reader(
+            TextEncoder(config.out / "text_encoder"),
+            steps=config.reader_steps,
+            composed_per_family=config.reader_phrasings,
+            seed=config.seed,
+        )
+        reader = InstructionReader(**vars(network.hparams))
+        reader.load_state_dict(network.state_dict())
+        reader.save_pretrained(final)
+        (final / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    state.wait_for_everyone()
+    return final
+
+
 def _resume(accelerator, checkpoint: Path) -> int:
     progress = _load_progress(checkpoint.parent)
     if checkpoint.is_dir() and progress["step"] > 0:
@@ -506,6 +537,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         help=f"comma-separated stages to run, in order (default: all of {', '.join(STAGES)})",
     )
     for name in (
+        "reader_steps",
+        "reader_phrasings",
         "base_steps",
         "generator_steps",
         "batch_size",
@@ -532,6 +565,10 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = parse_args(argv)
+    if "reader" in config.stages:
+        train_instruction_reader(config)
+    if not set(config.stages) - {"reader"}:
+        return
     context = TrainingContext(config)
     editor_dir = train_base(context) if "base" in config.stages else config.work / "base" / "final"
     if "generator" in config.stages:

@@ -116,6 +116,13 @@ StrictOption = Annotated[
         "--strict", help="Fail before writing anything when an instruction is outside what the model can edit."
     ),
 ]
+LiteralOption = Annotated[
+    bool,
+    typer.Option(
+        "--literal",
+        help="Condition the model on the instruction's own words, not on the edit the instruction reader recognises.",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON result line on stdout.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs and tracebacks.")]
 QuietOption = Annotated[
@@ -534,6 +541,29 @@ def open_pipeline(model: str, device: Device, dtype: Dtype, reporter: Reporter) 
     how = " (chosen by --device auto)" if device is Device.auto else ""
     reporter.notice(f"loading {model_dir} on {device_name}{how} as {dtype_name}")
     return load_pipeline(str(model_dir), device_name, dtype_name)
+
+
+def read_instructions(pipe: Any, instructions: Sequence[str], *, literal: bool, reporter: Reporter) -> dict[str, Any]:
+    """Set the pipeline's literal mode and report, for each instruction, which edit the reader recognised."""
+    from hywu_cli.phrasings import FAMILY_PHRASINGS
+
+    pipe.literal = literal
+    readings = dict(zip(instructions, pipe.read_instructions(list(instructions)), strict=True))
+    for instruction, reading in readings.items():
+        if reading.family is not None:
+            title = FAMILY_PHRASINGS[reading.family].title
+            reporter.notice(f"read {instruction!r} as: {title}, {reading.grade} (confidence {reading.confidence:.2f})")
+    return readings
+
+
+def reading_record(reading: Any) -> dict[str, Any]:
+    """Return the JSON form of an instruction reading."""
+    return {
+        "family": reading.family,
+        "grade": reading.grade,
+        "confidence": reading.confidence,
+        "conditioned_on": reading.text,
+    }
 
 
 def check_scope(pipe: Any, instructions: Sequence[str], *, strict: bool, reporter: Reporter) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from hywu_cli.cli._common import (
     Dtype,
     DtypeOption,
     JsonOption,
+    LiteralOption,
     ModelOption,
     QualityOption,
     QuietOption,
@@ -118,6 +119,7 @@ def batch(
     model: ModelOption = models.DEFAULT_MODEL,
     quality: QualityOption = 92,
     strict: StrictOption = False,
+    literal: LiteralOption = False,
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
@@ -160,6 +162,7 @@ def batch(
         # 3. Load the model once and check the instructions against its edits
         pipe = _common.open_pipeline(model, device, dtype, reporter)
         _common.check_scope(pipe, unique, strict=strict, reporter=reporter)
+        _common.read_instructions(pipe, unique, literal=literal, reporter=reporter)
 
         # 4. Run the jobs, recording each one in the manifest as it finishes
         _common.create_output_dir(output_dir)

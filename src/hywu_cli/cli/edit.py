@@ -17,6 +17,7 @@ from hywu_cli.cli._common import (
     Dtype,
     DtypeOption,
     JsonOption,
+    LiteralOption,
     ModelOption,
     QualityOption,
     QuietOption,
@@ -75,6 +76,7 @@ def edit(
     ] = None,
     quality: QualityOption = 92,
     strict: StrictOption = False,
+    literal: LiteralOption = False,
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
@@ -111,6 +113,7 @@ def edit(
 
         # 4. Compare the instruction with the edits the model was trained on
         scope = _common.check_scope(pipe, [instruction], strict=strict, reporter=reporter)[instruction]
+        reading = _common.read_instructions(pipe, [instruction], literal=literal, reporter=reporter)[instruction]
 
         # 5. Edit
         edited = pipe.edit(loaded.image, instruction, strength=strength, seed=seed)
@@ -167,6 +170,7 @@ def edit(
                 "size": [width, height],
                 "in_scope": bool(scope.in_scope),
                 "scope_score": float(scope.score),
+                "reading": _common.reading_record(reading),
                 "seconds": {
                     "model_load": round(model_loaded - started, 3),
                     "edit": round(edit_done - model_loaded, 3),

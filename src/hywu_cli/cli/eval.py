@@ -9,7 +9,7 @@ import typer
 
 from hywu_cli import models
 from hywu_cli.cli import _common
-from hywu_cli.cli._common import JsonOption, ModelOption, QuietOption, VerboseOption
+from hywu_cli.cli._common import JsonOption, LiteralOption, ModelOption, QuietOption, VerboseOption
 from hywu_cli.errors import HywuError
 
 
@@ -48,6 +48,7 @@ def evaluate_model(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the --markdown and --json-file files if they exist.")
     ] = False,
+    literal: LiteralOption = False,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
@@ -73,6 +74,9 @@ def evaluate_model(
         found = find_baselines(baselines, reporter)
 
         pipe = _common.open_pipeline(model, _common.Device.cpu, _common.Dtype.float32, reporter)
+        pipe.literal = literal
+        if pipe.reader is None or literal:
+            reporter.notice("instruction reader off: every method reads the instructions as written")
         reporter.notice(f"scoring {', '.join(['base', *found, 'hywu'])} on {len(photo_paths)} photos ({split} phrasings)")
         started = time.perf_counter()
         results = compare(
@@ -85,7 +89,12 @@ def evaluate_model(
             progress=lambda name: reporter.notice(f"  {name}: {METHODS[name]}"),
         )
         summary = summarize(results)
-        summary.update(photos=len(photo_paths), phrasings=split, seconds=round(time.perf_counter() - started, 1))
+        summary.update(
+            photos=len(photo_paths),
+            phrasings=split,
+            instruction_reader=pipe.reader is not None and not literal,
+            seconds=round(time.perf_counter() - started, 1),
+        )
 
         payload = {
             "status": "ok",

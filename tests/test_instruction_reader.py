@@ -1,0 +1,139 @@
+"""The instruction reader: its link to the text encoder, training, saving, and the shipped reader's accuracy."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from hywu_cli.instruction_reader import (
+    InstructionReaderNetwork,
+    accuracy,
+    canonical_phrasing,
+    held_out_examples,
+    train_reader,
+    training_examples,
+)
+from hywu_cli.network_io import load_network
+from hywu_cli.phrasings import FAMILY_PHRASINGS, GRADES
+from hywu_cli.text_encoder import TextEncoder
+
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "weights" / "hywu-lite"
+
+pytestmark = pytest.mark.skipif(not (MODEL / "manifest.json").is_file(), reason="weights/hywu-lite not built yet")
+
+
+@pytest.fixture(scope="module")
+def text_encoder():
+    return TextEncoder(MODEL / "text_encoder")
+
+
+@pytest.fixture(scope="module")
+def shipped_reader():
+    return load_network(InstructionReaderNetwork, MODEL / "instruction_reader")
+
+
+def test_all_layers_match_encode(text_encoder):
+    texts = ["make it snowy", "a much warmer and softer look please"]
+
+    states, mask = text_encoder.encode_layers(texts, 6)
+    encoded = text_encoder.encode(texts)
+
+    assert torch.equal(mask, encoded.token_mask)
+    assert torch.allclose(states, encoded.token_states)
+
+
+def test_untrained_reader_pools_like_encoder(text_encoder):
+    """Copied upper layers over the lower-layer states must give the text encoder's own mean-pooled states."""
+    texts = ["make it brighter", "turn the photo into a pencil drawing"]
+    reader = InstructionReaderNetwork()
+    reader.init_from_text_encoder(text_encoder)
+
+    states, mask = text_encoder.encode_layers(texts, reader.hparams.shared_layers)
+    pooled = reader.pool(states, mask)
+    encoded = text_encoder.encode(texts)
+    weights = encoded.token_mask.unsqueeze(-1).float()
+    expected = (encoded.token_states * weights).sum(1) / weights.sum(1)
+
+    assert torch.allclose(pooled, expected, atol=1e-5)
+
+
+def test_canonical_phrasings_in_training_set():
+    for family, entry in FAMILY_PHRASINGS.items():
+        train = {p.text for p in entry.train}
+        for grade in GRADES:
+            assert canonical_phrasing(family, grade) in train
+
+
+def test_short_training_learns_phrasings(text_encoder):
+    examples = training_examples(0, ())
+    reader = InstructionReaderNetwork()
+    reader.init_from_text_encoder(text_encoder)
+    before = accuracy(reader, text_encoder, examples)
+
+    trained, _ = train_reader(text_encoder, steps=60, batch_size=32, composed_per_family=0, evaluate=False)
+    after = accuracy(trained, text_encoder, examples)
+
+    assert before["family"] < 0.1
+    assert after["family"] > 0.8
+
+
+def test_saved_reader_loads_equal(text_encoder, tmp_path):
+    from hywu_cli.modeling import InstructionReader
+
+    reader = InstructionReader()
+    reader.init_from_text_encoder(text_encoder)
+    reader.save_pretrained(tmp_path)
+    loaded = load_network(InstructionReaderNetwork, tmp_path)
+    states, mask = text_encoder.encode_layers(["add a vignette"], 4)
+
+    for first, second in zip(reader(states, mask), loaded(states, mask)):
+        assert torch.equal(first, second)
+
+
+def test_reader_held_out_accuracy(shipped_reader, text_encoder):
+    """Guard against a broken reader; the model card gives the measured values (0.86 and 0.97)."""
+    eval_scores = accuracy(shipped_reader, text_encoder, held_out_examples("eval"))
+    blind_scores = accuracy(shipped_reader, text_encoder, held_out_examples("blind"))
+
+    assert eval_scores["family"] >= 0.8
+    assert eval_scores["family_and_grade"] >= 0.65
+    assert blind_scores["family"] >= 0.9
+
+
+def test_reader_graded_wording(shipped_reader, text_encoder):
+    strong, slight = shipped_reader.read(text_encoder, ["make it much darker", "just a touch brighter"])
+
+    assert (strong.family, strong.grade) == ("darker", "strong")
+    assert (slight.family, slight.grade) == ("brighter", "slight")
+    assert strong.text == canonical_phrasing("darker", "strong")
+
+
+def test_reader_keeps_unsupported_request(shipped_reader, text_encoder):
+    (reading,) = shipped_reader.read(text_encoder, ["replace the dog with a cat"])
+
+    assert reading.family is None
+    assert reading.text == "replace the dog with a cat"
+
+
+def test_pipeline_literal_and_no_reader(tmp_path):
+    from hywu_cli import load_pipeline
+
+    pipe = load_pipeline(MODEL, device="cpu")
+    assert pipe.read_instructions(["make it much darker"])[0].family == "darker"
+    pipe.literal = True
+    assert pipe.read_instructions(["make it  much darker"])[0].text == "make it much darker"
+
+    copy = tmp_path / "no-reader"
+    shutil.copytree(MODEL, copy, ignore=shutil.ignore_patterns("instruction_reader"))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["components"]["instruction_reader"]
+    manifest["files"] = [entry for entry in manifest["files"] if not entry["path"].startswith("instruction_reader/")]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+
+    without = load_pipeline(copy, device="cpu")
+    assert without.reader is None
+    assert without.read_instructions(["make it much darker"])[0].text == "make it much darker"
