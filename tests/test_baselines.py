@@ -80,6 +80,24 @@ def test_saved_static_lora_reloads_exactly(tmp_path):
     torch.testing.assert_close(actual, expected, atol=0, rtol=0)
 
 
+def test_static_lora_continues_from_saved_file(tmp_path):
+    """`load` undoes the gains that `save` applied, so a continued LoRA starts exactly where the saved one ended."""
+    torch.manual_seed(3)
+    targets = inject_generated_lora(TinyNet(), [r"conv", r"head"])
+    lora = StaticLora(targets, rank=2, lora_alpha=4.0, layer_gains={"head": 3.0})
+    with torch.no_grad():
+        for factor in lora.lora_B:
+            factor.normal_(0, 0.1)
+    lora.save(tmp_path / "static_lora.safetensors")
+
+    continued = StaticLora(targets, rank=2, lora_alpha=4.0, layer_gains={"head": 3.0})
+    continued.load(tmp_path / "static_lora.safetensors")
+
+    for name in lora.names:
+        torch.testing.assert_close(continued(1).lora_A[name], lora(1).lora_A[name], atol=0, rtol=0)
+        torch.testing.assert_close(continued(1).lora_B[name], lora(1).lora_B[name], atol=1e-7, rtol=1e-6)
+
+
 def result(scores: dict[str, float]) -> EvaluationResult:
     return EvaluationResult({name: FamilyScore(name, value, 0.9, 4) for name, value in scores.items()})
 

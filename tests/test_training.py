@@ -84,3 +84,22 @@ def test_training_resumes_from_checkpoint(workspace):
     assert "at step 2" in result.stderr
     assert "generator step 3/3" in result.stderr
     assert "generator step 1/3" not in result.stderr
+
+
+def test_canonical_share_draws_canonical_phrasings():
+    import random
+
+    from hywu_cli.dataset import PhrasingTable
+    from hywu_cli.instruction_reader import canonical_phrasing
+
+    table = PhrasingTable(["invert", "brighter"], composed_per_family=20)
+    canonical = {canonical_phrasing("invert", grade) for grade in ("slight", "normal", "strong")}
+    rng = random.Random(0)
+
+    always = {table.texts[table.sample_row("invert", rng, 0.5, canonical_share=1.0)] for _ in range(60)}
+    never = [table.texts[table.sample_row("invert", rng, 0.5, canonical_share=0.0)] for _ in range(200)]
+    half = [table.texts[table.sample_row("invert", rng, 0.5, canonical_share=0.5)] for _ in range(400)]
+
+    assert always == canonical
+    assert sum(text in canonical for text in never) < 40
+    assert 0.45 < sum(text in canonical for text in half) / len(half) < 0.7

@@ -63,6 +63,15 @@ class StaticLora(nn.Module):
         save_file(tensors, str(path), metadata={"scaling": str(self.scaling)})
 
 
+    def load(self, path: Path) -> None:
+        """Continue from a file written by `save`: its `lora_B` is divided by the gains that `save` applied."""
+        saved = load_static_lora(path)
+        with torch.no_grad():
+            for name, a, b, gain in zip(self.names, self.lora_A, self.lora_B, self.gains):
+                a.copy_(saved.lora_A[name][0])
+                b.copy_(saved.lora_B[name][0] / gain)
+
+
 def load_static_lora(path: Path) -> GeneratedLora:
     """Read a file written by `StaticLora.save` as a batch-1 `GeneratedLora`."""
     from safetensors import safe_open

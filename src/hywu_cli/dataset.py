@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from hywu_cli.edits import GRADE_STRENGTH, apply_edit
-from hywu_cli.phrasings import FAMILY_PHRASINGS
+from hywu_cli.instruction_reader import canonical_phrasing
+from hywu_cli.phrasings import FAMILY_PHRASINGS, GRADES
 
 
 logger = logging.getLogger(__name__)
@@ -94,10 +95,12 @@ class PhrasingTable:
         self.strengths: list[float] = []
         self.rows_by_family: dict[str, list[int]] = {}
         self.composed_rows_by_family: dict[str, list[int]] = {}
+        self.canonical_rows_by_family: dict[str, list[int]] = {}
         for family in families:
             self.rows_by_family[family] = self._add(family, getattr(FAMILY_PHRASINGS[family], split))
             composed = compose_phrasings(family, composed_per_family) if composed_per_family else ()
             self.composed_rows_by_family[family] = self._add(family, composed)
+            self.canonical_rows_by_family[family] = self._canonical_rows(family)
 
     def _add(self, family: str, phrasings) -> list[int]:
         rows = []
@@ -108,8 +111,19 @@ class PhrasingTable:
             self.strengths.append(GRADE_STRENGTH[phrasing.grade])
         return rows
 
-    def sample_row(self, family: str, rng: random.Random, hand_written_share: float = 0.5) -> int:
-        """Draw a hand-written phrasing with probability `hand_written_share`, else a composed one if any."""
+    def _canonical_rows(self, family: str) -> list[int]:
+        """Return the rows of the family's canonical phrasings (one per grade) among its hand-written rows."""
+        texts = {canonical_phrasing(family, grade) for grade in GRADES}
+        return [row for row in self.rows_by_family[family] if self.texts[row] in texts]
+
+    def sample_row(
+        self, family: str, rng: random.Random, hand_written_share: float = 0.5, canonical_share: float = 0.0
+    ) -> int:
+        """Draw a canonical phrasing with probability `canonical_share`; otherwise a hand-written phrasing with
+        probability `hand_written_share`, else a composed one if any."""
+        canonical = self.canonical_rows_by_family.get(family)
+        if canonical and canonical_share > 0 and rng.random() < canonical_share:
+            return rng.choice(canonical)
         composed = self.composed_rows_by_family.get(family)
         if composed and rng.random() >= hand_written_share:
             return rng.choice(composed)
@@ -124,14 +138,17 @@ def sample_batch(
     size: int,
     rng: random.Random,
     hand_written_share: float = 0.5,
+    canonical_share: float = 0.0,
 ) -> EditBatch:
     """Sample photos, families and phrasings uniformly, and compute the ground truth of each sample.
 
-    `hand_written_share` is the chance of a hand-written phrasing when the table also contains composed ones.
+    `canonical_share` is the chance of the canonical phrasing of a random grade (see `PhrasingTable.sample_row`),
+    and `hand_written_share` the chance of a hand-written phrasing otherwise, when the table also contains
+    composed ones.
     """
     images = bank.random_crops(batch_size, size, rng)
     chosen = [rng.choice(families) for _ in range(batch_size)]
-    rows = [table.sample_row(family, rng, hand_written_share) for family in chosen]
+    rows = [table.sample_row(family, rng, hand_written_share, canonical_share) for family in chosen]
     seeds = [rng.randrange(2**31) for _ in range(batch_size)]
 
     targets = torch.empty_like(images)

@@ -81,8 +81,12 @@ class TrainConfig:
     reader_phrasings: int = 300
     warmup_steps: int = 100
     checkpoint_every: int = 250
-    # Start the generator stage from a trained generator folder (holding generator/ and condition_encoder/).
-    generator_init: Path | None = None
+    # A finished --work folder to continue from: the generator, static SFT and static LoRA stages start from its
+    # results, and its base editor is used when the base stage does not run.
+    init_from: Path | None = None
+    # Share of all-family samples that use the canonical phrasing of their family and grade, the text that the
+    # instruction reader conditions the model on.
+    canonical_share: float = 0.0
     seed: int = 0
     stages: list[str] = field(default_factory=lambda: list(STAGES))
     generator_width: int = 128
@@ -229,9 +233,16 @@ class TrainingContext:
 
         return Accelerator()
 
-    def batch(self, families: list[str], batch_size: int, hand_written_share: float):
+    def batch(self, families: list[str], batch_size: int, hand_written_share: float, canonical_share: float = 0.0):
         batch = sample_batch(
-            self.bank, self.table, families, batch_size, self.config.crop_size, self.rng, hand_written_share
+            self.bank,
+            self.table,
+            families,
+            batch_size,
+            self.config.crop_size,
+            self.rng,
+            hand_written_share,
+            canonical_share,
         )
         text = self.encodings.index(batch.phrasing_ids).to(self.device)
         return batch, batch.images.to(self.device), batch.targets.to(self.device), text
@@ -252,6 +263,7 @@ class StageSpec:
     families: list[str]
     # Chance of a hand-written phrasing rather than a composed one (1.0: hand-written only).
     hand_written_share: float
+    canonical_share: float
 
 
 def run_stage(context: TrainingContext, spec: StageSpec, trainable: list[nn.Module], compute_loss) -> list[nn.Module]:
@@ -273,7 +285,9 @@ def run_stage(context: TrainingContext, spec: StageSpec, trainable: list[nn.Modu
     for step in range(start, spec.steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, spec.steps, spec.peak_lr, config.warmup_steps)
-        batch, images, targets, text = context.batch(spec.families, spec.batch_size, spec.hand_written_share)
+        batch, images, targets, text = context.batch(
+            spec.families, spec.batch_size, spec.hand_written_share, spec.canonical_share
+        )
         loss = compute_loss(modules, batch, images, targets, text)
 
         optimizer.zero_grad(set_to_none=True)
@@ -325,7 +339,9 @@ def train_base(context: TrainingContext) -> Path:
         return final
 
     # The shipped base editor saw hand-written phrasings only, and no texture term.
-    spec = StageSpec("base", config.base_steps, config.base_lr, config.base_batch_size, list(PRETRAINING_FAMILIES), 1.0)
+    spec = StageSpec(
+        "base", config.base_steps, config.base_lr, config.base_batch_size, list(PRETRAINING_FAMILIES), 1.0, 0.0
+    )
     (editor,) = run_stage(context, spec, [LiteEditor()], trained_editor_loss(texture_weight=0.0))
     _save_main(context, lambda: editor.save_pretrained(final))
     return final
@@ -373,7 +389,7 @@ def generator_kwargs(targets: list, config: TrainConfig) -> dict:
 def all_families_spec(config: TrainConfig, name: str, peak_lr: float) -> StageSpec:
     """The data, loss and step budget that the generator and both static baselines share."""
     families = list(EDIT_FAMILIES) + [name for name in TEXTURE_FAMILIES if name in EDIT_FAMILIES]
-    return StageSpec(name, config.generator_steps, peak_lr, config.batch_size, families, 0.5)
+    return StageSpec(name, config.generator_steps, peak_lr, config.batch_size, families, 0.5, config.canonical_share)
 
 
 def train_generator(context: TrainingContext, editor_dir: Path) -> None:
@@ -385,12 +401,11 @@ def train_generator(context: TrainingContext, editor_dir: Path) -> None:
 
     editor, condition_encoder, generator = build_generator_modules(editor_dir, config)
     editor.to(context.device)
-    if config.generator_init is not None:
-        generator.load_state_dict(ParameterGenerator.from_pretrained(config.generator_init / "generator").state_dict())
-        condition_encoder.load_state_dict(
-            ConditionEncoder.from_pretrained(config.generator_init / "condition_encoder").state_dict()
-        )
-        logger.info("generator stage starts from %s", config.generator_init)
+    if config.init_from is not None:
+        start = config.init_from / "generator" / "final"
+        generator.load_state_dict(ParameterGenerator.from_pretrained(start / "generator").state_dict())
+        condition_encoder.load_state_dict(ConditionEncoder.from_pretrained(start / "condition_encoder").state_dict())
+        logger.info("generator stage starts from %s", start)
     logger.info("generator parameters: %d", generator.count_parameters())
 
     def compute_loss(modules, batch, images, targets, text):
@@ -422,7 +437,9 @@ def train_static_sft(context: TrainingContext, editor_dir: Path) -> Path:
         return final
 
     spec = all_families_spec(config, "sft", config.baseline_lr)
-    editor = LiteEditor.from_pretrained(editor_dir)
+    start = editor_dir if config.init_from is None else config.init_from / "sft" / "final"
+    editor = LiteEditor.from_pretrained(start)
+    logger.info("static SFT starts from %s", start)
     (editor,) = run_stage(context, spec, [editor], trained_editor_loss(config.texture_weight))
     _save_main(context, lambda: editor.save_pretrained(final))
     return final
@@ -447,6 +464,9 @@ def train_static_lora(context: TrainingContext, editor_dir: Path) -> Path:
 
     spec = all_families_spec(config, "static_lora", config.baseline_lr)
     lora = StaticLora(targets, config.rank, float(config.rank), config.layer_gains)
+    if config.init_from is not None:
+        lora.load(config.init_from / "static_lora" / "final" / "static_lora.safetensors")
+        logger.info("static LoRA starts from %s", config.init_from / "static_lora" / "final")
     (lora,) = run_stage(context, spec, [lora], compute_loss)
 
     def save() -> None:
@@ -529,7 +549,16 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--out", type=Path, default=defaults.out, help="model folder to write")
     parser.add_argument("--work", type=Path, default=defaults.work, help="checkpoints and logs")
     parser.add_argument(
-        "--generator-init", type=Path, default=None, help="start the generator from this trained folder (fine-tuning)"
+        "--init-from",
+        type=Path,
+        default=None,
+        help="a finished --work folder: generator and baselines continue from its results, and its base editor is used",
+    )
+    parser.add_argument(
+        "--canonical-share",
+        type=float,
+        default=defaults.canonical_share,
+        help="share of samples phrased as the instruction reader's canonical phrasing (default: 0)",
     )
     parser.add_argument(
         "--stages",
@@ -570,7 +599,8 @@ def main(argv: list[str] | None = None) -> None:
     if not set(config.stages) - {"reader"}:
         return
     context = TrainingContext(config)
-    editor_dir = train_base(context) if "base" in config.stages else config.work / "base" / "final"
+    previous = config.init_from if config.init_from is not None else config.work
+    editor_dir = train_base(context) if "base" in config.stages else previous / "base" / "final"
     if "generator" in config.stages:
         train_generator(context, editor_dir)
     if "sft" in config.stages:
