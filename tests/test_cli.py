@@ -190,6 +190,18 @@ def fake_pipe(home, monkeypatch):
     return state
 
 
+class ReaderPipeline(FakePipeline):
+    """FakePipeline with an instruction reader that matches only instructions mentioning warmth."""
+
+    reader = "fake reader"
+
+
+@pytest.fixture
+def reader_pipe(home, monkeypatch):
+    """Replace model loading with ReaderPipeline."""
+    monkeypatch.setattr(_common, "load_pipeline", lambda model, device, dtype: ReaderPipeline(model, device, dtype))
+
+
 @pytest.fixture
 def no_model(home, monkeypatch):
     """Fail the test if anything tries to load the model."""
@@ -678,8 +690,37 @@ def test_edit_literal_skips_reading(fake_pipe, tmp_path):
 
     assert result.exit_code == 0, result.output
     assert "read 'a warm" not in result.stderr
-    assert data["reading"]["family"] is None
-    assert data["reading"]["conditioned_on"] == "a warm glow please"
+    assert data["reading"] is None
+
+
+def test_edit_warns_unmatched_instruction(reader_pipe, tmp_path):
+    image = write_image(tmp_path / "photo.png")
+
+    result = invoke("edit", image, "asdf")
+
+    assert result.exit_code == 0, result.output
+    assert "warning: could not match 'asdf'" in result.stderr
+    assert (tmp_path / "photo_edited.png").is_file()
+
+
+def test_edit_strict_rejects_unmatched_instruction(reader_pipe, tmp_path):
+    image = write_image(tmp_path / "photo.png")
+
+    result = invoke("edit", image, "asdf", "--strict")
+
+    assert result.exit_code == 1
+    assert "could not match 'asdf'" in result.stderr
+    assert not (tmp_path / "photo_edited.png").exists()
+
+
+def test_edit_literal_accepts_unmatched_instruction(reader_pipe, tmp_path):
+    image = write_image(tmp_path / "photo.png")
+
+    result = invoke("edit", image, "asdf", "--strict", "--literal", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert "could not match" not in result.stderr
+    assert json.loads(result.stdout)["reading"] is None
 
 
 def test_edit_json_error_line(no_model, tmp_path):
@@ -921,6 +962,22 @@ def test_batch_sizes_and_single_load(fake_pipe, tmp_path):
     assert len(fake_pipe["loads"]) == 1
     assert len(list((folder / "hywu-out").glob("*__*.jpg"))) == 6
     assert "[6/6] ok" in result.stderr
+
+
+def test_batch_manifest_records_reading(reader_pipe, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_image(folder / "a.jpg")
+    prompts = write_prompts(tmp_path / "prompts.txt", "a warm glow", "asdf")
+
+    result = invoke("batch", folder, prompts)
+    lines = (folder / "hywu-out" / "hywu-manifest.jsonl").read_text(encoding="utf-8").splitlines()
+    readings = {record["instruction"]: record["reading"] for record in map(json.loads, lines)}
+
+    assert result.exit_code == 0, result.output
+    assert readings["a warm glow"]["family"] == "warmer"
+    assert readings["asdf"]["family"] is None
+    assert "could not match 'asdf'" in result.stderr
 
 
 def test_batch_failure_isolated(fake_pipe, tmp_path):

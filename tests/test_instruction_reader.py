@@ -11,9 +11,11 @@ from hywu_cli.instruction_reader import (
     InstructionReaderNetwork,
     accuracy,
     canonical_phrasing,
+    combination_examples,
     held_out_examples,
     train_reader,
     training_examples,
+    undo_examples,
 )
 from hywu_cli.network_io import load_network
 from hywu_cli.phrasings import FAMILY_PHRASINGS, GRADES
@@ -66,6 +68,25 @@ def test_canonical_phrasings_in_training_set():
         train = {p.text for p in entry.train}
         for grade in GRADES:
             assert canonical_phrasing(family, grade) in train
+
+
+def test_undo_examples_map_to_opposites():
+    from hywu_cli.phrasing_grammar import held_out_texts
+    from hywu_cli.phrasings import normalize_phrasing
+
+    examples = undo_examples(per_family=10_000)
+    families = {text: family for text, family, _ in examples}
+
+    assert families["too dark"] == "brighter"
+    assert families["not so cold"] == "warmer"
+    assert families["remove the fog"] is None
+    assert not {normalize_phrasing(text) for text in families} & held_out_texts()
+
+
+def test_combinations_join_two_families():
+    for text in combination_examples(20):
+        matches = [family for family, entry in FAMILY_PHRASINGS.items() if any(p.text in text for p in entry.train)]
+        assert len(set(matches)) >= 2, text
 
 
 def test_short_training_learns_phrasings(text_encoder):
@@ -124,6 +145,10 @@ def test_pipeline_literal_and_no_reader(tmp_path):
 
     pipe = load_pipeline(MODEL, device="cpu")
     assert pipe.read_instructions(["make it much darker"])[0].family == "darker"
+    assert pipe.read_instructions([]) == []
+    darker, empty = pipe.read_instructions(["make it much darker", "  "])
+    assert darker.family == "darker"
+    assert empty.text == ""
     pipe.literal = True
     assert pipe.read_instructions(["make it  much darker"])[0].text == "make it much darker"
 

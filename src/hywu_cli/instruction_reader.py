@@ -144,20 +144,101 @@ class ReaderExamples:
     grades: torch.Tensor
 
 
-def training_examples(composed_per_family: int, out_of_scope: tuple[str, ...]) -> ReaderExamples:
-    """Collect the hand-written and composed training phrasings of every family, and out-of-scope requests as "none"."""
+# Complaints and negations of a state ask for the opposite edit: "too dark" and "not so dark" mean brighter.
+# Each template has the grade it requests.
+UNDO_TEMPLATES: tuple[tuple[str, str], ...] = (
+    ("too {state}", "normal"),
+    ("it's too {state}", "normal"),
+    ("the photo is too {state}", "normal"),
+    ("this looks too {state}, fix it", "normal"),
+    ("not so {state}", "normal"),
+    ("make it not so {state}", "normal"),
+    ("not as {state} please", "normal"),
+    ("a bit too {state}", "slight"),
+    ("slightly too {state}", "slight"),
+    ("a little less {state}", "slight"),
+    ("way too {state}", "strong"),
+    ("far too {state}, fix it", "strong"),
+    ("much less {state}", "strong"),
+)
+# Removing an effect asks for its opposite where the catalogue has one, and for no family otherwise.
+REMOVE_TEMPLATES = ("remove the {noun}", "get rid of the {noun}", "take away the {noun}", "no {noun} please")
+
+
+def _opposites() -> dict[str, str]:
+    from hywu_cli.phrasings import CONFLICTING_PAIRS
+
+    return {first: second for pair in CONFLICTING_PAIRS for first, second in (pair, pair[::-1])}
+
+
+def undo_examples(per_family: int, seed: int = 0) -> list[tuple[str, str | None, str | None]]:
+    """Return (text, family or None, grade or None) for complaints, negations and removals of every family's states.
+
+    A family in a conflicting pair maps to its opposite; any other family maps to None ("none of them"), because
+    the catalogue cannot undo fog or grain. Sentences equal to a held-out phrasing are left out.
+    """
+    from hywu_cli.phrasing_grammar import VOCABULARY, held_out_texts
+    from hywu_cli.phrasings import normalize_phrasing
+
+    opposite = _opposites()
+    excluded = held_out_texts()
+    rng = random.Random(f"undo:{seed}")
+    examples = []
+    for family, vocabulary in VOCABULARY.items():
+        candidates = []
+        for state in vocabulary.states:
+            for template, grade in UNDO_TEMPLATES:
+                candidates.append((template.format(state=state), grade))
+        for noun in vocabulary.nouns:
+            noun = noun.split(" ", 1)[1] if noun.startswith(("a ", "an ")) else noun
+            candidates.extend((template.format(noun=noun), "normal") for template in REMOVE_TEMPLATES)
+        rng.shuffle(candidates)
+        kept = [(text, grade) for text, grade in candidates if normalize_phrasing(text) not in excluded][:per_family]
+        target = opposite.get(family)
+        examples.extend((text, target, grade if target else None) for text, grade in kept)
+    return examples
+
+
+def combination_examples(count: int, seed: int = 0) -> list[str]:
+    """Return `count` requests that join two different families' training phrasings ("brighter and snowy").
+
+    The model makes one edit per instruction, so the reader learns to leave such requests as written.
+    """
+    rng = random.Random(f"combination:{seed}")
+    names = list(FAMILY_PHRASINGS)
+    joins = (" and ", ", then ", " and also ", " plus ", ", ")
+    examples = []
+    for _ in range(count):
+        first, second = rng.sample(names, 2)
+        one = rng.choice(FAMILY_PHRASINGS[first].train).text
+        two = rng.choice(FAMILY_PHRASINGS[second].train).text
+        examples.append(f"{one}{rng.choice(joins)}{two}")
+    return examples
+
+
+def training_examples(
+    composed_per_family: int, out_of_scope: tuple[str, ...], undo_per_family: int = 0, combinations: int = 0
+) -> ReaderExamples:
+    """Collect the hand-written and composed training phrasings of every family, `undo_examples`, and as "none"
+    the out-of-scope requests and `combination_examples`."""
     from hywu_cli.phrasing_grammar import compose_phrasings
 
+    names = list(FAMILY_PHRASINGS)
+    none = len(names)
     texts, families, grades = [], [], []
+
+    def add(text: str, family: int, grade: int) -> None:
+        texts.append(text)
+        families.append(family)
+        grades.append(grade)
+
     for index, (family, entry) in enumerate(FAMILY_PHRASINGS.items()):
         for phrasing in (*entry.train, *compose_phrasings(family, composed_per_family)):
-            texts.append(phrasing.text)
-            families.append(index)
-            grades.append(GRADES.index(phrasing.grade))
-    for text in out_of_scope:
-        texts.append(text)
-        families.append(len(FAMILY_PHRASINGS))
-        grades.append(-100)
+            add(phrasing.text, index, GRADES.index(phrasing.grade))
+    for text, family, grade in undo_examples(undo_per_family) if undo_per_family else []:
+        add(text, names.index(family) if family else none, GRADES.index(grade) if grade else -100)
+    for text in (*out_of_scope, *combination_examples(combinations)):
+        add(text, none, -100)
     return ReaderExamples(texts, torch.tensor(families), torch.tensor(grades))
 
 
@@ -207,6 +288,8 @@ def train_reader(
     steps: int = 1400,
     batch_size: int = 64,
     composed_per_family: int = 300,
+    undo_per_family: int = 40,
+    combinations: int = 400,
     seed: int = 0,
     evaluate: bool = True,
 ) -> tuple[InstructionReaderNetwork, dict]:
@@ -222,7 +305,7 @@ def train_reader(
     generator = random.Random(seed)
     reader = InstructionReaderNetwork()
     reader.init_from_text_encoder(text_encoder)
-    examples = training_examples(composed_per_family, OUT_OF_SCOPE_TRAIN)
+    examples = training_examples(composed_per_family, OUT_OF_SCOPE_TRAIN, undo_per_family, combinations)
     states, mask = encode_lower(text_encoder, examples.texts, reader.hparams.shared_layers)
     # states: (examples, tokens, hidden)
 

@@ -198,9 +198,16 @@ class HywuPipeline:
         Without a reader in the model folder, or with `literal` set, every instruction is used as written.
         """
         cleaned = [" ".join(text.split()) for text in instructions]
-        if self.reader is None or self.literal or any(not text for text in cleaned):
-            return [InstructionReading(text, text, None, None, 0.0) for text in cleaned]
-        return self.reader.read(self.text_encoder, cleaned)
+        readings = [InstructionReading(text, text, None, None, 0.0) for text in cleaned]
+        if self.reader is None or self.literal:
+            return readings
+
+        # Empty instructions stay as written, so `encode_instructions` reports them.
+        rows = [index for index, text in enumerate(cleaned) if text]
+        if rows:
+            for index, reading in zip(rows, self.reader.read(self.text_encoder, [cleaned[i] for i in rows])):
+                readings[index] = reading
+        return readings
 
     def encode_for_editing(self, instructions: list[str]) -> EncodedInstructions:
         """Encode the texts the instruction reader chose (see `read_instructions`) for the generator and editor."""

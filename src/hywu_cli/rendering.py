@@ -13,6 +13,7 @@ Shapes: images are (height, width, 3) uint8 in NumPy's channels-last layout.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,15 @@ from hywu_cli import ops
 from hywu_cli.editor import LUT_TABLE_LEVELS, SKIP_WEIGHT, EditOperators
 
 
+logger = logging.getLogger(__name__)
+
 STRIP_ROWS = 128
+
+# Render with the compiled kernel of `hywu_cli.rendering_kernels` when numba imports. False forces the NumPy strips.
+USE_COMPILED_KERNEL = True
+
+# The kernel module once imported, False once its import failed, None before the first render.
+_kernels = None
 
 # Scalar indices in `EditOperators.scalars` (see `hywu_cli.editor.SCALAR_NAMES`).
 _SMALL_BLUR, _LARGE_BLUR, _POSTERIZE, _INK, _GRAIN, _SNOW, _RAIN = range(7)
@@ -101,6 +110,15 @@ def render_uint8(
     )
 
     output = np.empty_like(image)
+    kernels = _load_kernels() if USE_COMPILED_KERNEL else None
+    if kernels is not None:
+        render_strip = _compiled_strip_renderer(
+            kernels, image, output, level_of, table, fast_table, filters, spatial, spatial_active, overlays
+        )
+        starts = range(0, height, STRIP_ROWS)
+        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+            list(pool.map(render_strip, starts))
+        return output
 
     def render_strip(start: int) -> None:
         rows = slice(start, min(start + STRIP_ROWS, height))
@@ -131,6 +149,138 @@ def render_uint8(
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         list(pool.map(render_strip, starts))
     return output
+
+
+def _load_kernels():
+    """Import `hywu_cli.rendering_kernels` on first use; return it, or None when numba is not installed."""
+    global _kernels
+    if _kernels is None:
+        try:
+            from hywu_cli import rendering_kernels
+        except ImportError as error:
+            logger.debug("numba is not available, so photos are rendered with NumPy strips: %s", error)
+            _kernels = False
+        else:
+            _kernels = rendering_kernels
+    return _kernels or None
+
+
+def _compiled_strip_renderer(
+    kernels, image, output, level_of, table, fast_table, filters, spatial, spatial_active, overlays
+):
+    """Return a function of a strip's first row that renders the strip into `output` with the compiled kernel."""
+    height, width, _ = image.shape
+    float32 = np.float32
+
+    # numba compiles one version per argument type, and a read-only array is a type of its own. Passing a
+    # read-only view in every case keeps one compiled version for photos from PIL (read-only) and other arrays.
+    pixels = np.ascontiguousarray(image).view()
+    pixels.flags.writeable = False
+
+    # 1. Filters: the input's weight and the blurred copies, with placeholders for the unused ones.
+    input_weight = 1 - filters.small_blur - filters.large_blur - filters.posterize
+    mix_weights = np.array([input_weight / 255, filters.small_blur, filters.large_blur, filters.posterize], float32)
+    small = _kernel_grid(filters.small if filters.active else None, height, width, channels=3)
+    large = _kernel_grid(filters.large if filters.active else None, height, width, channels=3)
+    luma_blur = _kernel_grid(filters.luma_blur if filters.active else None, height, width, channels=1)
+
+    # 2. The spatial map as a channels-last grid, (map_h, map_w, 6).
+    map_grid = np.ascontiguousarray(spatial.transpose(1, 2, 0), dtype=float32)
+    spatial_grid = _kernel_grid(
+        (map_grid, linear_resize_weights(spatial.shape[1], height), linear_resize_weights(spatial.shape[2], width)),
+        height,
+        width,
+        channels=6,
+    )
+
+    # 3. Overlays: grain as its full map, snow and rain as stacked grids.
+    grain = next((overlay for overlay in overlays if overlay.kind == "grain"), None)
+    blended = [overlay for overlay in overlays if overlay.kind != "grain"]
+    overlay_grids, overlay_opacity, overlay_kind = _stack_overlay_grids(blended, height, width)
+    overlay_strength = np.array([min(max(overlay.weight, 0.0), 1.0) for overlay in blended], dtype=float32)
+    overlay_colour = np.array(
+        [ops.SNOW_COLOUR if overlay.kind == "snow" else ops.RAIN_COLOUR for overlay in blended], dtype=float32
+    ).reshape(-1, 3)
+
+    arguments = (
+        level_of.astype(np.int32),
+        LUT_TABLE_LEVELS,
+        table,
+        fast_table if fast_table is not None else np.zeros((1, 3), np.uint8),
+        fast_table is not None,
+        mix_weights,
+        small,
+        large,
+        luma_blur,
+        np.asarray(ops.LUMA_WEIGHTS, dtype=float32),
+        float32(filters.ink),
+        float32(ops.EDGE_GAIN),
+        float32(ops.POSTERIZE_LEVELS),
+        spatial_grid,
+        spatial_active,
+        grain.full if grain is not None else np.zeros((1, 1), float32),
+        float32(grain.weight if grain is not None else 0.0),
+        overlay_grids,
+        overlay_opacity,
+        overlay_kind,
+        overlay_strength,
+        overlay_colour,
+    )
+
+    def render_strip(start: int) -> None:
+        kernels.render_rows(pixels, output, start, min(start + STRIP_ROWS, height), *arguments)
+
+    return render_strip
+
+
+def _kernel_grid(source, height: int, width: int, channels: int):
+    """Return a grid and its bilinear weights as the kernel's tuple, from `_upsample`'s (grid, rows, columns).
+
+    A full-resolution grid (rows None) gets weights that select each pixel, and a missing grid gets a placeholder
+    that the kernel never reads.
+    """
+    if source is None:
+        empty_index, empty_fraction = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        grid = np.zeros((1, 1, channels), np.float32)
+        return grid, empty_index, empty_index, empty_fraction, empty_index, empty_index, empty_fraction
+    grid, rows, columns = source
+    if rows is None:
+        rows = (np.arange(height), np.arange(height), np.zeros(height, np.float32))
+        columns = (np.arange(width), np.arange(width), np.zeros(width, np.float32))
+    index_y0, index_y1, fraction_y = rows
+    index_x0, index_x1, fraction_x = columns
+    return (
+        np.ascontiguousarray(grid, dtype=np.float32),
+        np.ascontiguousarray(index_y0, dtype=np.int64),
+        np.ascontiguousarray(index_y1, dtype=np.int64),
+        np.ascontiguousarray(fraction_y, dtype=np.float32),
+        np.ascontiguousarray(index_x0, dtype=np.int64),
+        np.ascontiguousarray(index_x1, dtype=np.int64),
+        np.ascontiguousarray(fraction_x, dtype=np.float32),
+    )
+
+
+def _stack_overlay_grids(overlays: list[_Overlay], height: int, width: int):
+    """Stack the grids of the snow and rain overlays for the kernel.
+
+    Returns the kernel's grid tuple with the grids zero-padded to (grids, max_h, max_w) and weights of
+    (grids, height) and (grids, width), the opacity of each grid and the index of its overlay in `overlays`.
+    """
+    sources = [(source, opacity, kind) for kind, overlay in enumerate(overlays) for source, opacity in overlay.grids]
+    count = len(sources)
+    max_h = max((source[0].shape[0] for source, _, _ in sources), default=1)
+    max_w = max((source[0].shape[1] for source, _, _ in sources), default=1)
+    grids = np.zeros((count, max_h, max_w), np.float32)
+    index_y0, index_y1 = np.zeros((count, height), np.int64), np.zeros((count, height), np.int64)
+    index_x0, index_x1 = np.zeros((count, width), np.int64), np.zeros((count, width), np.int64)
+    fraction_y, fraction_x = np.zeros((count, height), np.float32), np.zeros((count, width), np.float32)
+    for number, ((grid, rows, columns), _, _) in enumerate(sources):
+        grids[number, : grid.shape[0], : grid.shape[1]] = grid[..., 0]
+        index_y0[number], index_y1[number], fraction_y[number] = rows
+        index_x0[number], index_x1[number], fraction_x[number] = columns
+    opacity = np.array([opacity for _, opacity, _ in sources], dtype=np.float32)
+    kind = np.array([kind for _, _, kind in sources], dtype=np.int64)
+    return (grids, index_y0, index_y1, fraction_y, index_x0, index_x1, fraction_x), opacity, kind
 
 
 class _Filters:

@@ -543,21 +543,52 @@ def open_pipeline(model: str, device: Device, dtype: Dtype, reporter: Reporter) 
     return load_pipeline(str(model_dir), device_name, dtype_name)
 
 
-def read_instructions(pipe: Any, instructions: Sequence[str], *, literal: bool, reporter: Reporter) -> dict[str, Any]:
-    """Set the pipeline's literal mode and report, for each instruction, which edit the reader recognised."""
+def read_instructions(
+    pipe: Any,
+    instructions: Sequence[str],
+    *,
+    literal: bool,
+    strict: bool,
+    reporter: Reporter,
+    scope: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Set the pipeline's literal mode and report, for each instruction, which edit the reader recognised.
+
+    An in-scope instruction (per `scope`) that the reader cannot match to one edit gets one warning, and with
+    `strict` it raises. Out-of-scope instructions were already reported by `check_scope`.
+
+    Raises:
+        HywuError: `strict` is set and the reader matched an in-scope instruction to no edit.
+    """
     from hywu_cli.phrasings import FAMILY_PHRASINGS
 
     pipe.literal = literal
     readings = dict(zip(instructions, pipe.read_instructions(list(instructions)), strict=True))
+    reads = getattr(pipe, "reader", None) is not None and not literal
+    unmatched = []
     for instruction, reading in readings.items():
         if reading.family is not None:
             title = FAMILY_PHRASINGS[reading.family].title
             reporter.notice(f"read {instruction!r} as: {title}, {reading.grade} (confidence {reading.confidence:.2f})")
+        elif reads and (scope is None or scope[instruction].in_scope):
+            unmatched.append(instruction)
+    if not unmatched:
+        return readings
+
+    message = (
+        f"could not match {', '.join(repr(text) for text in unmatched)} to one of {pipe.model_name}'s edits "
+        "(it makes one edit per instruction)"
+    )
+    if strict:
+        raise HywuError(f"{message}; rephrase as one edit, pass --literal, or run without --strict")
+    reporter.warning(f"{message}; the model reads the words as written")
     return readings
 
 
-def reading_record(reading: Any) -> dict[str, Any]:
-    """Return the JSON form of an instruction reading."""
+def reading_record(reading: Any, literal: bool) -> dict[str, Any] | None:
+    """Return the JSON form of an instruction reading, or None with --literal."""
+    if literal:
+        return None
     return {
         "family": reading.family,
         "grade": reading.grade,

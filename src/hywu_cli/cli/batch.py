@@ -161,8 +161,10 @@ def batch(
 
         # 3. Load the model once and check the instructions against its edits
         pipe = _common.open_pipeline(model, device, dtype, reporter)
-        _common.check_scope(pipe, unique, strict=strict, reporter=reporter)
-        _common.read_instructions(pipe, unique, literal=literal, reporter=reporter)
+        scope = _common.check_scope(pipe, unique, strict=strict, reporter=reporter)
+        readings = _common.read_instructions(
+            pipe, unique, literal=literal, strict=strict, reporter=reporter, scope=scope
+        )
 
         # 4. Run the jobs, recording each one in the manifest as it finishes
         _common.create_output_dir(output_dir)
@@ -170,6 +172,7 @@ def batch(
         settings = {"seed": seed, "strength": strength, "model": pipe.model_name}
         with open(manifest_path, "a", encoding="utf-8") as manifest_file:
             recorder = ManifestWriter(manifest_file, settings)
+            recorder.readings = {text: _common.reading_record(reading, literal) for text, reading in readings.items()}
             for rejected in scan.rejected:
                 recorder.write_rejected(rejected)
             try:
@@ -398,6 +401,8 @@ class ManifestWriter:
         self.file = file
         self.settings = settings
         self.run_id = uuid.uuid4().hex[:12]
+        # The instruction reader's reading of each instruction (see `_common.reading_record`).
+        self.readings: dict[str, Any] = {}
 
     def write(self, record: dict[str, Any]) -> None:
         """Append `record` with the run id, a UTC timestamp and the run's settings."""
@@ -421,6 +426,7 @@ class ManifestWriter:
                 "instruction": job.instruction,
                 "output": str(job.output) if job.status in ("ok", "skipped") else None,
                 "error": job.error,
+                "reading": self.readings.get(job.instruction),
                 "seconds": {key: round(value, 3) for key, value in job.seconds.items()},
             }
         )

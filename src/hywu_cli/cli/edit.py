@@ -113,7 +113,9 @@ def edit(
 
         # 4. Compare the instruction with the edits the model was trained on
         scope = _common.check_scope(pipe, [instruction], strict=strict, reporter=reporter)[instruction]
-        reading = _common.read_instructions(pipe, [instruction], literal=literal, reporter=reporter)[instruction]
+        reading = _common.read_instructions(
+            pipe, [instruction], literal=literal, strict=strict, reporter=reporter, scope={instruction: scope}
+        )[instruction]
 
         # 5. Edit
         edited = pipe.edit(loaded.image, instruction, strength=strength, seed=seed)
@@ -170,7 +172,7 @@ def edit(
                 "size": [width, height],
                 "in_scope": bool(scope.in_scope),
                 "scope_score": float(scope.score),
-                "reading": _common.reading_record(reading),
+                "reading": _common.reading_record(reading, literal),
                 "seconds": {
                     "model_load": round(model_loaded - started, 3),
                     "edit": round(edit_done - model_loaded, 3),
