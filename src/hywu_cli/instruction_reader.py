@@ -289,7 +289,7 @@ def train_reader(
     batch_size: int = 64,
     composed_per_family: int = 300,
     undo_per_family: int = 40,
-    combinations: int = 400,
+    combinations: int = 0,
     seed: int = 0,
     evaluate: bool = True,
 ) -> tuple[InstructionReaderNetwork, dict]:
