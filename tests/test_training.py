@@ -103,3 +103,19 @@ def test_canonical_share_draws_canonical_phrasings():
     assert always == canonical
     assert sum(text in canonical for text in never) < 40
     assert 0.45 < sum(text in canonical for text in half) / len(half) < 0.7
+
+
+def test_packaging_takes_missing_components_from_earlier_run(tmp_path):
+    from hywu_cli.packaging import component_sources
+
+    first, continued = tmp_path / "first", tmp_path / "continued"
+    for folder in (first / "base" / "final", first / "reader" / "final", continued / "generator" / "final" / "generator"):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+
+    sources = component_sources(continued, init_from=first)
+
+    assert sources["editor"] == first / "base" / "final"
+    assert sources["instruction_reader"] == first / "reader" / "final"
+    assert sources["generator"] == continued / "generator" / "final" / "generator"
+    assert component_sources(continued)["editor"] == continued / "base" / "final"

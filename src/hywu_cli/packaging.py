@@ -130,16 +130,32 @@ def calibrate_scope(text_encoder: TextEncoder, out: Path) -> dict:
     return report
 
 
-def export_model(work: Path, out: Path, name: str = "hywu-lite") -> dict:
-    """Copy trained components from `work` into `out`, calibrate the scope check and write manifest.json."""
+# Where each trained component lies inside a training --work folder.
+COMPONENT_PATHS = {
+    "editor": Path("base", "final"),
+    "generator": Path("generator", "final", "generator"),
+    "condition_encoder": Path("generator", "final", "condition_encoder"),
+    "instruction_reader": Path("reader", "final"),
+}
+
+
+def component_sources(work: Path, init_from: Path | None = None) -> dict[str, Path]:
+    """Return the folder of each component: in `work`, or in `init_from` where `work` has no config.json for it."""
+    sources = {}
+    for component, path in COMPONENT_PATHS.items():
+        missing = not (work / path / "config.json").is_file()
+        sources[component] = init_from / path if missing and init_from is not None else work / path
+    return sources
+
+
+def export_model(work: Path, out: Path, name: str = "hywu-lite", init_from: Path | None = None) -> dict:
+    """Copy trained components from `work` into `out`, calibrate the scope check and write manifest.json.
+
+    A component that `work` lacks is taken from `init_from`, the run that `work` continued (training's
+    `--init-from`), which holds the base editor and the instruction reader.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    sources = {
-        "editor": work / "base" / "final",
-        "generator": work / "generator" / "final" / "generator",
-        "condition_encoder": work / "generator" / "final" / "condition_encoder",
-        "instruction_reader": work / "reader" / "final",
-    }
-    for component, source in sources.items():
+    for component, source in component_sources(work, init_from).items():
         if not (source / "config.json").is_file():
             raise SystemExit(
                 f"missing trained component {component} at {source}; run `python -m hywu_cli.training` first"
@@ -171,8 +187,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hywu_cli.packaging", description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("runs/hywu-lite"))
     parser.add_argument("--out", type=Path, default=Path("weights/hywu-lite"))
+    parser.add_argument(
+        "--init-from", type=Path, default=None, help="the run that --work continued; supplies components --work lacks"
+    )
     args = parser.parse_args(argv)
-    manifest = export_model(args.work, args.out)
+    manifest = export_model(args.work, args.out, init_from=args.init_from)
     logger.info("wrote %s with %d files", args.out / "manifest.json", len(manifest["files"]))
 
 
