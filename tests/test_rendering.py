@@ -1,11 +1,22 @@
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from hywu_cli import ops
+import hywu_cli
+from hywu_cli import ops, rendering
 from hywu_cli.editor import EditOperators, LiteEditorNetwork
 from hywu_cli.rendering import linear_resize_weights, render_uint8
+
+
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def random_operators(seed, scalars):
@@ -101,3 +112,150 @@ def test_resize_weights_match_interpolate(source, target):
     actual = values[index0] * (1 - fraction) + values[index1] * fraction
 
     np.testing.assert_allclose(actual, expected.numpy(), atol=1e-6)
+
+
+def textured_photo(size, seed):
+    """Return a smooth random photo with fine noise, (height, width, 3) uint8."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, 12, 15, generator=generator)
+    fine = 0.15 * torch.rand(1, 3, *size, generator=generator)
+    image = (F.interpolate(coarse, size=size, mode="bicubic", align_corners=False) + fine).clamp(0, 1)
+    return (image[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+
+
+OPERATOR_KINDS = {
+    "table": [0, 0, 0, 0, 0, 0, 0],  # spatial map zeroed below, so the byte table is used
+    "spatial": [0, 0, 0, 0, 0, 0, 0],
+    "small blur": [0.6, 0, 0, 0, 0, 0, 0],
+    "large blur": [0, 0.8, 0, 0, 0, 0, 0],
+    "posterize": [0, 0, 0.7, 0, 0, 0, 0],
+    "ink": [0, 0, 0, 0.6, 0, 0, 0],
+    "grain": [0, 0, 0, 0, 0.05, 0, 0],
+    "snow": [0, 0, 0, 0, 0, 0.8, 0],
+    "rain": [0, 0, 0, 0, 0, 0, 0.7],
+    "every kind": [0.3, -0.4, 0.5, 0.4, 0.04, 0.6, 0.5],
+}
+
+
+# 480 x 640 blurs the small copy and the ink luma at full resolution, 700 x 1000 downsamples every blur.
+@pytest.mark.parametrize("size", [(480, 640), (700, 1000)])
+@pytest.mark.parametrize("kind", list(OPERATOR_KINDS))
+def test_compiled_kernel_matches_numpy_strips(monkeypatch, kind, size):
+    pytest.importorskip("numba")
+    pixels = textured_photo(size, seed=7)
+    operators = random_operators(8, OPERATOR_KINDS[kind])
+    if kind == "table":
+        operators.spatial.zero_()
+
+    monkeypatch.setattr(rendering, "USE_COMPILED_KERNEL", True)
+    monkeypatch.setattr(rendering, "COMPILED_MIN_PIXELS", 0)
+    compiled = render_uint8(pixels, operators, seed=5, workers=2)
+    compiled_used = rendering._kernels
+    monkeypatch.setattr(rendering, "USE_COMPILED_KERNEL", False)
+    numpy_strips = render_uint8(pixels, operators, seed=5, workers=2)
+
+    difference = np.abs(compiled.astype(np.int16) - numpy_strips.astype(np.int16))
+    assert compiled_used
+    assert difference.max() <= 1
+    # NumPy resizes the spatial map's columns with a matrix product, whose sums can round differently. Every
+    # other step runs the same float32 operations in the same order.
+    assert (difference > 0).mean() < 1e-4
+    if kind == "table":
+        assert np.array_equal(compiled, numpy_strips)
+
+
+@pytest.mark.parametrize("size,factor", [((203, 317), 2), ((1001, 1503), 7), ((1100, 1500), 9), ((64, 50), 27)])
+def test_box_means_match_pillow_reduce(size, factor):
+    kernels = pytest.importorskip("hywu_cli.rendering_kernels")
+    pixels = np.random.default_rng(factor).integers(0, 256, (*size, 3), dtype=np.uint8)
+    filters = rendering._Filters(pixels, torch.tensor([0, 0, 0, 0.5, 0, 0, 0]))  # no kernels: Pillow's reduce
+
+    expected = filters._box_reduce(factor)
+    actual = kernels.box_means(pixels, factor)
+
+    np.testing.assert_array_equal(actual, expected)
+
+
+def test_render_without_numba_uses_numpy_strips(monkeypatch, caplog, photo):
+    operators = random_operators(3, OPERATOR_KINDS["every kind"])
+    monkeypatch.setattr(rendering, "USE_COMPILED_KERNEL", False)
+    expected = render_uint8(photo, operators, seed=2)
+    monkeypatch.setattr(rendering, "USE_COMPILED_KERNEL", True)
+    monkeypatch.setattr(rendering, "COMPILED_MIN_PIXELS", 0)
+    monkeypatch.setattr(rendering, "_kernels", None)
+    monkeypatch.setitem(sys.modules, "numba", None)  # makes `import numba` raise ImportError
+    monkeypatch.delitem(sys.modules, "hywu_cli.rendering_kernels", raising=False)
+    monkeypatch.delattr(hywu_cli, "rendering_kernels", raising=False)
+
+    with caplog.at_level(logging.DEBUG, logger="hywu_cli.rendering"):
+        first = render_uint8(photo, operators, seed=2)
+        second = render_uint8(photo, operators, seed=2)
+
+    assert rendering._kernels is False
+    assert np.array_equal(first, expected)
+    assert np.array_equal(second, expected)
+    assert len([record for record in caplog.records if "numba is not available" in record.message]) == 1
+
+
+RENDER_SCRIPT = textwrap.dedent(
+    """
+    import hashlib
+
+    import numpy as np
+    import torch
+
+    from hywu_cli import ops, rendering
+    from hywu_cli.editor import EditOperators
+
+    generator = torch.Generator().manual_seed(1)
+    lut = ops.identity_lut(9)[None] + 0.08 * torch.randn(1, 3, 9, 9, 9, generator=generator)
+    spatial = 0.1 * torch.randn(1, 6, 16, 16, generator=generator)
+    scalars = torch.tensor([[0.3, -0.4, 0.5, 0.4, 0.04, 0.6, 0.5]])
+    pixels = np.random.default_rng(1).integers(0, 256, (300, 420, 3), dtype=np.uint8)
+    assert rendering._load_kernels() is not None, "numba did not import"
+    rendering.COMPILED_MIN_PIXELS = 0
+    output = rendering.render_uint8(pixels, EditOperators(lut, spatial, scalars), seed=1, workers=2)
+    print(hashlib.sha256(output.tobytes()).hexdigest())
+    """
+)
+
+
+def render_in_subprocess(**environment) -> str:
+    """Run RENDER_SCRIPT in a fresh interpreter with extra environment variables and return the output's hash."""
+    env = {**os.environ, "PYTHONPATH": str(SRC), **environment}
+    result = subprocess.run(
+        [sys.executable, "-c", RENDER_SCRIPT], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_kernel_cache_in_user_cache_folder(tmp_path):
+    pytest.importorskip("numba")
+    # Leaving out numba's in-tree locator is what happens when the package folder is read-only.
+    environment = {"NUMBA_CACHE_LOCATOR_CLASSES": "UserWideCacheLocator", "XDG_CACHE_HOME": str(tmp_path)}
+
+    cold = render_in_subprocess(**environment)
+    cached = sorted(path.name for path in (tmp_path / "numba").rglob("*.nbi"))
+    warm = render_in_subprocess(**environment)
+
+    assert any(name.startswith("rendering_kernels.render_rows") for name in cached)
+    assert warm == cold
+
+
+@pytest.mark.slow
+def test_kernel_compiles_without_writable_cache(tmp_path):
+    pytest.importorskip("numba")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    # The only locator tried needs a cache folder inside a regular file, so numba finds no cache location.
+    environment = {
+        "NUMBA_CACHE_LOCATOR_CLASSES": "UserProvidedCacheLocator",
+        "NUMBA_CACHE_DIR": str(blocker / "cache"),
+    }
+    reference = render_in_subprocess(XDG_CACHE_HOME=str(tmp_path / "user-cache"))
+
+    uncached = render_in_subprocess(**environment)
+
+    assert uncached == reference
