@@ -11,7 +11,7 @@ of the upper layers feeds two linear heads, one over the families plus "none of 
                 -> family logits (batch, families + 1), grade logits (batch, 3)
 
 When the reader is confident, the pipeline conditions the generator and the base editor on the canonical phrasing
-of that family and grade (its first hand-written training phrasing of that grade) instead of the raw words; an
+of that family and grade (its first hand-written training phrasing of that grade) instead of the raw words. An
 uncertain or unsupported instruction passes through unchanged. `hywu edit` says how it read the instruction, and
 `--literal` turns the reader off.
 """
@@ -48,7 +48,7 @@ def canonical_phrasing(family: str, grade: str) -> str:
 
 @dataclass(frozen=True)
 class InstructionReading:
-    """How the reader understood one instruction.
+    """The reader's result for one instruction.
 
     `text` is the canonical phrasing that the model is conditioned on. When the reader is unsure, or the request
     fits no family, `family` and `grade` are None and `text` is the instruction itself.
@@ -144,7 +144,7 @@ class ReaderExamples:
     grades: torch.Tensor
 
 
-# Complaints and negations of a state ask for the opposite edit: "too dark" and "not so dark" mean brighter.
+# Complaints and negations of a state request the opposite edit: "too dark" and "not so dark" mean brighter.
 # Each template has the grade it requests.
 UNDO_TEMPLATES: tuple[tuple[str, str], ...] = (
     ("too {state}", "normal"),
@@ -161,7 +161,7 @@ UNDO_TEMPLATES: tuple[tuple[str, str], ...] = (
     ("far too {state}, fix it", "strong"),
     ("much less {state}", "strong"),
 )
-# Removing an effect asks for its opposite where the catalogue has one, and for no family otherwise.
+# Removing an effect requests its opposite where the catalogue has one, and no family otherwise.
 REMOVE_TEMPLATES = ("remove the {noun}", "get rid of the {noun}", "take away the {noun}", "no {noun} please")
 
 

@@ -130,7 +130,7 @@ def calibrate_scope(text_encoder: TextEncoder, out: Path) -> dict:
     return report
 
 
-# Where each trained component lies inside a training --work folder.
+# Folder of each trained component inside a training --work folder.
 COMPONENT_PATHS = {
     "editor": Path("base", "final"),
     "generator": Path("generator", "final", "generator"),
@@ -152,7 +152,7 @@ def export_model(work: Path, out: Path, name: str = "hywu-lite", init_from: Path
     """Copy trained components from `work` into `out`, calibrate the scope check and write manifest.json.
 
     A component that `work` lacks is taken from `init_from`, the run that `work` continued (training's
-    `--init-from`), which holds the base editor and the instruction reader.
+    `--init-from`), which contains the base editor and the instruction reader.
     """
     out.mkdir(parents=True, exist_ok=True)
     for component, source in component_sources(work, init_from).items():
