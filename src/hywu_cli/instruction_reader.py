@@ -114,6 +114,8 @@ class InstructionReaderNetwork(nn.Module):
     @torch.no_grad()
     def read(self, text_encoder: TextEncoder, instructions: list[str]) -> list[InstructionReading]:
         """Read each instruction; see `InstructionReading`."""
+        # NOTE: a request for two edits ("brighter and warmer") is read as one of them, and nothing warns about the
+        # other. Training "X and Y" as "none of them" also rejected descriptive phrasings with "and" or commas.
         states, mask = text_encoder.encode_layers(instructions, self.hparams.shared_layers)
         family_logits, grade_logits = self(states.to(self.family_head.weight.dtype), mask)
         family_probs = family_logits.float().softmax(-1)
