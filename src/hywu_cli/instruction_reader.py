@@ -201,28 +201,11 @@ def undo_examples(per_family: int, seed: int = 0) -> list[tuple[str, str | None,
     return examples
 
 
-def combination_examples(count: int, seed: int = 0) -> list[str]:
-    """Return `count` requests that join two different families' training phrasings ("brighter and snowy").
-
-    The model makes one edit per instruction, so the reader learns to leave such requests as written.
-    """
-    rng = random.Random(f"combination:{seed}")
-    names = list(FAMILY_PHRASINGS)
-    joins = (" and ", ", then ", " and also ", " plus ", ", ")
-    examples = []
-    for _ in range(count):
-        first, second = rng.sample(names, 2)
-        one = rng.choice(FAMILY_PHRASINGS[first].train).text
-        two = rng.choice(FAMILY_PHRASINGS[second].train).text
-        examples.append(f"{one}{rng.choice(joins)}{two}")
-    return examples
-
-
 def training_examples(
-    composed_per_family: int, out_of_scope: tuple[str, ...], undo_per_family: int = 0, combinations: int = 0
+    composed_per_family: int, out_of_scope: tuple[str, ...], undo_per_family: int = 0
 ) -> ReaderExamples:
-    """Collect the hand-written and composed training phrasings of every family, `undo_examples`, and as "none"
-    the out-of-scope requests and `combination_examples`."""
+    """Collect the hand-written and composed training phrasings of every family, `undo_examples`, and the
+    out-of-scope requests as "none"."""
     from hywu_cli.phrasing_grammar import compose_phrasings
 
     names = list(FAMILY_PHRASINGS)
@@ -239,7 +222,7 @@ def training_examples(
             add(phrasing.text, index, GRADES.index(phrasing.grade))
     for text, family, grade in undo_examples(undo_per_family) if undo_per_family else []:
         add(text, names.index(family) if family else none, GRADES.index(grade) if grade else -100)
-    for text in (*out_of_scope, *combination_examples(combinations)):
+    for text in out_of_scope:
         add(text, none, -100)
     return ReaderExamples(texts, torch.tensor(families), torch.tensor(grades))
 
@@ -291,7 +274,6 @@ def train_reader(
     batch_size: int = 64,
     composed_per_family: int = 300,
     undo_per_family: int = 40,
-    combinations: int = 0,
     seed: int = 0,
     evaluate: bool = True,
 ) -> tuple[InstructionReaderNetwork, dict]:
@@ -307,7 +289,7 @@ def train_reader(
     generator = random.Random(seed)
     reader = InstructionReaderNetwork()
     reader.init_from_text_encoder(text_encoder)
-    examples = training_examples(composed_per_family, OUT_OF_SCOPE_TRAIN, undo_per_family, combinations)
+    examples = training_examples(composed_per_family, OUT_OF_SCOPE_TRAIN, undo_per_family)
     states, mask = encode_lower(text_encoder, examples.texts, reader.hparams.shared_layers)
     # states: (examples, tokens, hidden)
 

@@ -8,10 +8,10 @@ the seeded overlays and the blur, posterize and ink filters. The filters blur a 
 `ops.gaussian_blur` does) once per photo and upsample it strip by strip. `tests/test_rendering.py` checks the fast
 and the reference renderer against each other.
 
-When numba is installed, each strip runs through the compiled kernel of `hywu_cli.rendering_kernels`, row by row
-without full-size temporaries. It gives the same bytes as the NumPy strips except for rare one-level steps (see that
-module). The thread pool stays: the kernel releases the GIL, so `workers` threads render strips in
-parallel. Without numba the NumPy strips below run instead.
+When numba is installed and the photo has at least `COMPILED_MIN_PIXELS` pixels, each strip runs through the
+compiled kernel of `hywu_cli.rendering_kernels`, row by row without full-size temporaries. It gives the same bytes
+as the NumPy strips except for rare one-level steps (see that module). The thread pool stays: the kernel releases
+the GIL, so `workers` threads render strips in parallel. Otherwise the NumPy strips below run.
 
 Shapes: images are (height, width, 3) uint8 in NumPy's channels-last layout.
 """
@@ -41,8 +41,8 @@ STRIP_ROWS = 128
 USE_COMPILED_KERNEL = True
 
 # Photos below this many pixels use the NumPy strips. Importing numba costs about 0.65 s per process with a warm
-# cache (4.5-5 s the first time, to compile), and the kernel saves about 0.07 s per megapixel on 2 cores, so it
-# pays off only on large photos or in long batches.
+# cache and 4.5-5 s the first time, to compile. The kernel saves about 0.07 s per megapixel on 2 cores, so it pays
+# off only on large photos or in long batches (estimates measured on a busy 2-core machine).
 COMPILED_MIN_PIXELS = 8_000_000
 
 # The kernel module once imported, False once its import failed, None before the first render.

@@ -18,7 +18,7 @@ weights, edge gain, posterize levels) is an argument, because numba would freeze
 code.
 
 NOTE: with an empty cache the first render compiles for about 4.5 s (numba 0.68.1 on a 2-core machine busy with
-other work), and with a warm cache numba's start-up still adds about 0.6 s to the first render of a process.
+other work). With a warm cache, numba's start-up still adds about 0.6 s to the first render of a process.
 """
 
 from __future__ import annotations
