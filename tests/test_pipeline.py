@@ -125,3 +125,24 @@ def test_saved_lora_reproduces_edit_with_peft(pipe, photos, tmp_path):
     torch.testing.assert_close(actual.lut, expected.lut, atol=1e-5, rtol=0)
     torch.testing.assert_close(actual.scalars, expected.scalars, atol=1e-5, rtol=0)
     torch.testing.assert_close(actual.spatial, expected.spatial, atol=1e-5, rtol=0)
+
+
+def test_reading_reaches_the_condition_unless_literal(pipe):
+    from hywu_cli.edits import EDIT_FAMILIES
+    from hywu_cli.instruction_reader import GRADES
+
+    assert pipe.condition_encoder.reads_edits
+    unread = [len(EDIT_FAMILIES), len(GRADES)]
+    reading = pipe.read_instructions(["turn it into a cartoon"])[0]
+
+    ids = pipe.encode_for_editing(["turn it into a cartoon", "replace the dog with a cat"]).reading_ids.tolist()
+    pipe.literal = True
+    try:
+        literal_ids = pipe.encode_for_editing(["turn it into a cartoon"]).reading_ids.tolist()
+    finally:
+        pipe.literal = False
+
+    assert reading.family == "cartoon"
+    assert ids[0] == [list(EDIT_FAMILIES).index("cartoon"), GRADES.index(reading.grade)]
+    assert ids[1] == unread
+    assert literal_ids == [unread]

@@ -119,3 +119,76 @@ def test_packaging_takes_missing_components_from_earlier_run(tmp_path):
     assert sources["instruction_reader"] == first / "reader" / "final"
     assert sources["generator"] == continued / "generator" / "final" / "generator"
     assert component_sources(continued)["editor"] == continued / "base" / "final"
+
+
+def test_family_weights_repeat_families():
+    from hywu_cli.edits import EDIT_FAMILIES
+    from hywu_cli.training import all_families_spec, parse_args
+
+    config = parse_args(["--family-weight", "invert=5", "--family-weight", "snowy=0"])
+    families = all_families_spec(config, "generator", 1e-3).families
+
+    assert families.count("invert") == 5
+    assert "snowy" not in families
+    assert families.count("cartoon") == 2  # a default texture weight that was not overridden
+    assert families.count("brighter") == 1
+    # invert adds 4, four texture families add 1 each, snowy drops its 1.
+    assert len(families) == len(EDIT_FAMILIES) + 4 + 4 - 1
+
+
+@pytest.mark.parametrize("value", ["sunset=2", "invert=-1", "invert=two", "invert"])
+def test_bad_family_weight_is_rejected_with_its_value(value, capsys):
+    from hywu_cli.training import parse_args
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--family-weight", value])
+
+    assert exit_info.value.code == 2
+    assert repr(value) in capsys.readouterr().err
+
+
+def test_family_weights_cannot_all_be_zero(capsys):
+    from hywu_cli.edits import EDIT_FAMILIES
+    from hywu_cli.training import parse_args
+
+    zeros = [argument for name in EDIT_FAMILIES for argument in ("--family-weight", f"{name}=0")]
+
+    with pytest.raises(SystemExit):
+        parse_args(zeros)
+
+    assert "weight 0" in capsys.readouterr().err
+
+
+def test_only_canonical_rows_carry_a_reading():
+    from hywu_cli.dataset import PhrasingTable
+    from hywu_cli.edits import EDIT_FAMILIES
+    from hywu_cli.instruction_reader import GRADES, canonical_phrasing
+    from hywu_cli.training import reading_ids
+
+    table = PhrasingTable(list(EDIT_FAMILIES), composed_per_family=5)
+
+    ids = reading_ids(table)
+
+    unread = [len(EDIT_FAMILIES), len(GRADES)]
+    read_rows = [row for row in range(len(table.texts)) if ids[row].tolist() != unread]
+    assert len(read_rows) == len(EDIT_FAMILIES) * len(GRADES)
+    for row in read_rows:
+        family, grade = list(EDIT_FAMILIES)[int(ids[row, 0])], GRADES[int(ids[row, 1])]
+        assert table.texts[row] == canonical_phrasing(family, grade)
+        assert table.families[row] == family
+
+
+def test_continued_run_copies_untrained_stages(tmp_path):
+    from hywu_cli.training import inherit_finished_stages, parse_args
+
+    first = tmp_path / "first"
+    for stage in ("base", "reader", "generator"):
+        (first / stage / "final").mkdir(parents=True)
+        (first / stage / "final" / "config.json").write_text(f'{{"stage": "{stage}"}}')
+    config = parse_args(["--work", str(tmp_path / "next"), "--init-from", str(first), "--stages", "generator,reader"])
+
+    inherit_finished_stages(config)
+
+    assert (tmp_path / "next" / "base" / "final" / "config.json").read_text() == '{"stage": "base"}'
+    assert not (tmp_path / "next" / "reader").exists()  # this run trains its own reader
+    assert not (tmp_path / "next" / "generator").exists()

@@ -52,8 +52,23 @@ class ConditionEncoder(ConditionEncoderNetwork, ModelMixin, ConfigMixin):
     config_name = "config.json"
 
     @register_to_config
-    def __init__(self, text_dim: int = 384, cond_dim: int = 128, image_size: int = 64, image_grid: int = 4) -> None:
-        super().__init__(text_dim=text_dim, cond_dim=cond_dim, image_size=image_size, image_grid=image_grid)
+    def __init__(
+        self,
+        text_dim: int = 384,
+        cond_dim: int = 128,
+        image_size: int = 64,
+        image_grid: int = 4,
+        reading_families: list[str] | tuple[str, ...] = (),
+        reading_grades: list[str] | tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(
+            text_dim=text_dim,
+            cond_dim=cond_dim,
+            image_size=image_size,
+            image_grid=image_grid,
+            reading_families=list(reading_families),
+            reading_grades=list(reading_grades),
+        )
 
 
 class ParameterGenerator(ParameterGeneratorNetwork, ModelMixin, ConfigMixin):

@@ -210,15 +210,21 @@ class HywuPipeline:
         return readings
 
     def encode_for_editing(self, instructions: list[str]) -> EncodedInstructions:
-        """Encode the texts the instruction reader chose (see `read_instructions`) for the generator and editor."""
-        return self.encode_instructions([reading.text for reading in self.read_instructions(instructions)])
+        """Encode the texts the instruction reader chose (see `read_instructions`) for the generator and editor,
+        with the reading itself for a condition encoder that takes it."""
+        readings = self.read_instructions(instructions)
+        encoded = self.encode_instructions([reading.text for reading in readings])
+        if not self.condition_encoder.reads_edits:
+            return encoded
+        ids = self.condition_encoder.reading_ids_for([(reading.family, reading.grade) for reading in readings])
+        return encoded.with_reading(ids.to(encoded.token_states.device))
 
     @torch.no_grad()
     def generate_lora(self, thumbnails: torch.Tensor, encoded: EncodedInstructions) -> GeneratedLora:
         """Generate per-sample LoRA factors from thumbnails (batch, 3, size, size) and encoded instructions."""
         dtype = DTYPES[self.dtype]
         encoded = EncodedInstructions(
-            encoded.token_states.to(dtype), encoded.token_mask, encoded.sentence_embeddings.to(dtype)
+            encoded.token_states.to(dtype), encoded.token_mask, encoded.sentence_embeddings.to(dtype), encoded.reading_ids
         )
         cond, cond_mask = self.condition_encoder(thumbnails.to(dtype), encoded)
         return self.generator(cond, cond_mask)

@@ -28,22 +28,31 @@ MAX_INSTRUCTION_TOKENS = 32
 
 @dataclass
 class EncodedInstructions:
-    """Token states (batch, tokens, 384), their bool mask (batch, tokens), and sentence embeddings (batch, 384)."""
+    """Token states (batch, tokens, 384), their bool mask (batch, tokens), sentence embeddings (batch, 384), and
+    optionally the instruction reader's reading (batch, 2): family index and grade index, where the number of
+    families (grades) means "not read" (see `ConditionEncoderNetwork`)."""
 
     token_states: torch.Tensor
     token_mask: torch.Tensor
     sentence_embeddings: torch.Tensor
+    reading_ids: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> EncodedInstructions:
+        reading_ids = None if self.reading_ids is None else self.reading_ids.to(device)
         return EncodedInstructions(
-            self.token_states.to(device), self.token_mask.to(device), self.sentence_embeddings.to(device)
+            self.token_states.to(device), self.token_mask.to(device), self.sentence_embeddings.to(device), reading_ids
         )
 
     def index(self, indices: torch.Tensor | list[int]) -> EncodedInstructions:
         """Return the rows `indices`, e.g. to look up cached phrasings for a training batch."""
+        reading_ids = None if self.reading_ids is None else self.reading_ids[indices]
         return EncodedInstructions(
-            self.token_states[indices], self.token_mask[indices], self.sentence_embeddings[indices]
+            self.token_states[indices], self.token_mask[indices], self.sentence_embeddings[indices], reading_ids
         )
+
+    def with_reading(self, reading_ids: torch.Tensor | None) -> EncodedInstructions:
+        """Return a copy that carries `reading_ids` (batch, 2)."""
+        return EncodedInstructions(self.token_states, self.token_mask, self.sentence_embeddings, reading_ids)
 
 
 class BertLayer(nn.Module):

@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 TEXTURE_SIGMA_PIXELS = 2.0
 
 # Families drawn twice as often as the others in all-family stages: their overlays and lines are the slowest to
-# learn (see `editing_loss`).
+# learn (see `editing_loss`). `--family-weight` overrides these weights.
 TEXTURE_FAMILIES = ("snowy", "rainy", "film_grain", "pencil_sketch", "cartoon")
 
 TEXT_ENCODER_LICENCE = "Apache-2.0"
@@ -97,6 +97,12 @@ class TrainConfig:
     # Gain on the generated (and static baseline) `lora_B` of these layers; see `ParameterGeneratorNetwork`. The
     # scalar head sets the filter and overlay weights from 7 outputs, against 2,187 of the colour table head.
     layer_gains: dict[str, float] = field(default_factory=lambda: {"scalar_head": 8.0})
+    # Give the condition encoder a learned embedding of the instruction reader's reading (family and grade); see
+    # `ConditionEncoderNetwork`. Samples phrased as a canonical phrasing carry their family and grade, the others
+    # "not read", as `HywuPipeline.encode_for_editing` does.
+    reading_embedding: bool = True
+    # How many times as often as a weight-1 family each family is drawn in all-family stages.
+    family_weights: dict[str, int] = field(default_factory=lambda: {name: 2 for name in TEXTURE_FAMILIES})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -150,6 +156,23 @@ def encode_phrasings(text_encoder: TextEncoder, texts: list[str], batch_size: in
     states = torch.cat([F.pad(p.token_states, (0, 0, 0, length - p.token_states.shape[1])) for p in parts])
     masks = torch.cat([F.pad(p.token_mask, (0, length - p.token_mask.shape[1])) for p in parts])
     return EncodedInstructions(states, masks, torch.cat([p.sentence_embeddings for p in parts]))
+
+
+def reading_ids(table: PhrasingTable) -> torch.Tensor:
+    """Return the instruction reader's reading of every row of `table` as condition ids (rows, 2).
+
+    At inference the model is conditioned on a canonical phrasing exactly when the reader recognised the
+    instruction, so a canonical row reads as its family and grade and every other row as "not read".
+    """
+    from hywu_cli.instruction_reader import GRADES, canonical_phrasing
+
+    families = list(EDIT_FAMILIES)
+    ids = torch.tensor([[len(families), len(GRADES)]] * len(table.texts), dtype=torch.long)
+    for family, rows in table.canonical_rows_by_family.items():
+        for row in rows:
+            grade = next(g for g in GRADES if canonical_phrasing(family, g) == table.texts[row])
+            ids[row] = torch.tensor([families.index(family), GRADES.index(grade)])
+    return ids
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -223,7 +246,7 @@ class TrainingContext:
         self.bank = PhotoBank(collect_photo_paths(config))
         self.table = PhrasingTable(list(EDIT_FAMILIES), composed_per_family=config.composed_phrasings)
         started = time.time()
-        self.encodings = encode_phrasings(self.text_encoder, self.table.texts)
+        self.encodings = encode_phrasings(self.text_encoder, self.table.texts).with_reading(reading_ids(self.table))
         logger.info("encoded %d training phrasings in %.1f s", len(self.table.texts), time.time() - started)
         self.device = self.accelerator.device
 
@@ -366,8 +389,11 @@ def build_generator_modules(
     editor_dir: Path, config: TrainConfig
 ) -> tuple[LiteEditor, ConditionEncoder, ParameterGenerator]:
     """Load the frozen editor, wrap its target layers, and build a fresh condition encoder and generator."""
+    from hywu_cli.instruction_reader import GRADES
+
     editor, targets = load_frozen_editor(editor_dir, "cpu")
-    condition_encoder = ConditionEncoder(cond_dim=config.cond_dim)
+    reading = {"reading_families": list(EDIT_FAMILIES), "reading_grades": list(GRADES)}
+    condition_encoder = ConditionEncoder(cond_dim=config.cond_dim, **(reading if config.reading_embedding else {}))
     generator = ParameterGenerator(**generator_kwargs(targets, config))
     return editor, condition_encoder, generator
 
@@ -388,8 +414,20 @@ def generator_kwargs(targets: list, config: TrainConfig) -> dict:
 
 def all_families_spec(config: TrainConfig, name: str, peak_lr: float) -> StageSpec:
     """The data, loss and step budget that the generator and both static baselines share."""
-    families = list(EDIT_FAMILIES) + [name for name in TEXTURE_FAMILIES if name in EDIT_FAMILIES]
+    families = [name for name in EDIT_FAMILIES for _ in range(config.family_weights.get(name, 1))]
     return StageSpec(name, config.generator_steps, peak_lr, config.batch_size, families, 0.5, config.canonical_share)
+
+
+def load_condition_encoder_weights(condition_encoder: ConditionEncoder, folder: Path) -> None:
+    """Load a trained condition encoder's weights; the reading embedding may be missing and then starts at zero."""
+    missing, unexpected = condition_encoder.load_state_dict(
+        ConditionEncoder.from_pretrained(folder).state_dict(), strict=False
+    )
+    missing = [key for key in missing if not key.startswith(("family_embed.", "grade_embed."))]
+    if missing or unexpected:
+        raise SystemExit(
+            f"the condition encoder in {folder} does not fit this run: missing {missing}, unexpected {unexpected}"
+        )
 
 
 def train_generator(context: TrainingContext, editor_dir: Path) -> None:
@@ -404,7 +442,7 @@ def train_generator(context: TrainingContext, editor_dir: Path) -> None:
     if config.init_from is not None:
         start = config.init_from / "generator" / "final"
         generator.load_state_dict(ParameterGenerator.from_pretrained(start / "generator").state_dict())
-        condition_encoder.load_state_dict(ConditionEncoder.from_pretrained(start / "condition_encoder").state_dict())
+        load_condition_encoder_weights(condition_encoder, start / "condition_encoder")
         logger.info("generator stage starts from %s", start)
     logger.info("generator parameters: %d", generator.count_parameters())
 
@@ -580,7 +618,22 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         parser.add_argument(
             "--" + name.replace("_", "-"), type=int, default=getattr(defaults, name), help=f"default: {getattr(defaults, name)}"
         )
+    parser.add_argument(
+        "--family-weight",
+        action="append",
+        default=[],
+        metavar="FAMILY=N",
+        help="draw FAMILY N times as often as a weight-1 family in all-family stages (repeatable; default: "
+        + ", ".join(f"{name}=2" for name in TEXTURE_FAMILIES)
+        + ", others 1)",
+    )
+    for name in ("generator_lr", "baseline_lr"):
+        parser.add_argument(
+            "--" + name.replace("_", "-"), type=float, default=getattr(defaults, name), help=f"default: {getattr(defaults, name)}"
+        )
     args = parser.parse_args(argv)
+    args.family_weights = parse_family_weights(parser, args.family_weight, defaults.family_weights)
+    del args.family_weight
     stages = [name.strip() for name in args.stages.split(",") if name.strip()]
     if not stages:
         parser.error(f"--stages is empty; choose from {', '.join(STAGES)}")
@@ -591,6 +644,37 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     return TrainConfig(**vars(args))
 
 
+def parse_family_weights(parser: argparse.ArgumentParser, values: list[str], defaults: dict[str, int]) -> dict[str, int]:
+    """Return the family sampling weights: `defaults` updated by `FAMILY=N` values; errors go through `parser`."""
+    weights = dict(defaults)
+    for value in values:
+        name, _, number = value.partition("=")
+        name = name.strip()
+        if name not in EDIT_FAMILIES:
+            parser.error(f"--family-weight {value!r}: unknown family {name!r}; `hywu edits` lists the families")
+        if not number.strip().isdigit():
+            parser.error(f"--family-weight {value!r}: the weight must be a whole number, e.g. {name}=3")
+        weights[name] = int(number)
+    if not any(weights.get(name, 1) for name in EDIT_FAMILIES):
+        parser.error("--family-weight gives every family weight 0; keep at least one above 0")
+    return weights
+
+
+def inherit_finished_stages(config: TrainConfig) -> None:
+    """Copy the base editor and instruction reader of `--init-from` into `--work` when this run does not train them.
+
+    A continued run's folder then contains every component, so packaging it, or continuing from it again, needs no
+    other folder.
+    """
+    if config.init_from is None:
+        return
+    for stage in ("base", "reader"):
+        source, destination = config.init_from / stage / "final", config.work / stage / "final"
+        if stage not in config.stages and source.is_dir() and not destination.exists():
+            shutil.copytree(source, destination)
+            logger.info("%s: using %s", stage, source)
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = parse_args(argv)
@@ -599,8 +683,10 @@ def main(argv: list[str] | None = None) -> None:
     if not set(config.stages) - {"reader"}:
         return
     context = TrainingContext(config)
-    previous = config.init_from if config.init_from is not None else config.work
-    editor_dir = train_base(context) if "base" in config.stages else previous / "base" / "final"
+    if context.accelerator.is_main_process:
+        inherit_finished_stages(config)
+    context.accelerator.wait_for_everyone()
+    editor_dir = train_base(context) if "base" in config.stages else config.work / "base" / "final"
     if "generator" in config.stages:
         train_generator(context, editor_dir)
     if "sft" in config.stages:
