@@ -105,7 +105,7 @@ class ConditionEncoderNetwork(nn.Module):
         return torch.tensor([ids] * batch, dtype=torch.long, device=device)
 
     def reading_ids_for(self, readings: list[tuple[str | None, str | None]]) -> torch.Tensor:
-        """Return reading ids (batch, 2) for (family, grade) pairs; None, or a name it does not know, is "not read"."""
+        """Return reading ids (batch, 2) for (family, grade) pairs. None or an unknown name becomes "not read"."""
         families, grades = self.hparams.reading_families, self.hparams.reading_grades
         rows = []
         for family, grade in readings:

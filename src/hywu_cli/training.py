@@ -419,14 +419,15 @@ def all_families_spec(config: TrainConfig, name: str, peak_lr: float) -> StageSp
 
 
 def load_condition_encoder_weights(condition_encoder: ConditionEncoder, folder: Path) -> None:
-    """Load a trained condition encoder's weights; the reading embedding may be missing and then starts at zero."""
+    """Load a trained condition encoder's weights. A reading embedding missing from them keeps its zero start."""
     missing, unexpected = condition_encoder.load_state_dict(
         ConditionEncoder.from_pretrained(folder).state_dict(), strict=False
     )
     missing = [key for key in missing if not key.startswith(("family_embed.", "grade_embed."))]
     if missing or unexpected:
         raise SystemExit(
-            f"the condition encoder in {folder} does not fit this run: missing {missing}, unexpected {unexpected}"
+            f"cannot continue from the condition encoder in {folder}: missing weights {missing}, unexpected weights "
+            f"{unexpected}. Continue from a run with the same condition encoder settings, or drop --init-from"
         )
 
 
