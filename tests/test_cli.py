@@ -120,6 +120,8 @@ class FakePipeline:
         for text in instructions:
             if "warm" in text and not self.literal:
                 readings.append(InstructionReading(text, "make it warmer", "warmer", "normal", 0.9))
+            elif text.startswith("remove") and not self.literal:
+                readings.append(InstructionReading(text, text, None, None, 0.95, no_edit=True))
             else:
                 readings.append(InstructionReading(text, text, None, None, 0.0))
         return readings
@@ -710,6 +712,28 @@ def test_edit_strict_rejects_unmatched_instruction(reader_pipe, tmp_path):
 
     assert result.exit_code == 1
     assert "could not match 'asdf'" in result.stderr
+    assert not (tmp_path / "photo_edited.png").exists()
+
+
+def test_edit_warns_request_matching_no_edit(reader_pipe, tmp_path):
+    image = write_image(tmp_path / "photo.png")
+
+    result = invoke("edit", image, "remove the fog", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert "warning: 'remove the fog' matches none of" in result.stderr
+    assert "left unchanged" in result.stderr
+    assert "could not match" not in result.stderr
+    assert json.loads(result.stdout)["reading"]["leaves_photo_unchanged"] is True
+
+
+def test_edit_strict_rejects_request_matching_no_edit(reader_pipe, tmp_path):
+    image = write_image(tmp_path / "photo.png")
+
+    result = invoke("edit", image, "remove the fog", "--strict")
+
+    assert result.exit_code == 1
+    assert "'remove the fog' matches none of" in result.stderr
     assert not (tmp_path / "photo_edited.png").exists()
 
 

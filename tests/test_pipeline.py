@@ -160,3 +160,24 @@ def test_reading_reaches_the_condition_unless_literal(pipe):
     assert ids[0] == [list(EDIT_FAMILIES).index("cartoon"), GRADES.index(reading.grade)]
     assert ids[1] == unread
     assert literal_ids == [unread]
+
+
+def test_removal_request_leaves_photo_unchanged(pipe, photos):
+    image = pil_to_tensor(photos[0])
+
+    edited = pipe.edit_tensors([image], ["remove the fog"])[0]
+    foggy = pipe.edit_tensors([image], ["make it foggy"])[0]
+
+    assert pipe.read_instructions(["remove the fog"])[0].no_edit
+    assert torch.equal(edited, image)
+    assert not torch.equal(foggy, image)
+
+
+def test_held_out_phrasings_never_read_as_no_edit(pipe):
+    from hywu_cli.evaluation import phrasings_for
+
+    texts = [p.text for family in FAMILY_PHRASINGS for split in ("eval", "blind") for p in phrasings_for(family, split)]
+
+    no_edit = [reading.instruction for reading in pipe.read_instructions(texts) if reading.no_edit]
+
+    assert no_edit == []

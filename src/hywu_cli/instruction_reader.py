@@ -39,6 +39,11 @@ logger = logging.getLogger(__name__)
 # keeps probabilities low. At 0.3 the reader returns a family for 95% of the evaluation phrasings, 90% of them right.
 MIN_CONFIDENCE = 0.3
 
+# At this probability of "none of them" the reader is sure that no family matches ("remove the fog", "replace the
+# dog with a cat"), and the photo is left unchanged: read as written, such requests applied the very effect they
+# asked to remove. The highest "none" probability of any held-out or blind in-scope phrasing is 0.71.
+NO_EDIT_CONFIDENCE = 0.8
+
 
 def canonical_phrasing(family: str, grade: str) -> str:
     """Return the first hand-written training phrasing of `family` with `grade`, or of any grade if none has it."""
@@ -51,7 +56,8 @@ class InstructionReading:
     """The reader's result for one instruction.
 
     `text` is the canonical phrasing that the model is conditioned on. When the reader is unsure, or the request
-    fits no family, `family` and `grade` are None and `text` is the instruction itself.
+    fits no family, `family` and `grade` are None and `text` is the instruction itself. `no_edit` is True when
+    the reader is sure that no family matches (`NO_EDIT_CONFIDENCE`); the pipeline then leaves the photo unchanged.
     """
 
     instruction: str
@@ -59,6 +65,7 @@ class InstructionReading:
     family: str | None
     grade: str | None
     confidence: float
+    no_edit: bool = False
 
 
 class InstructionReaderNetwork(nn.Module):
@@ -123,9 +130,10 @@ class InstructionReaderNetwork(nn.Module):
         readings = []
         for index, instruction in enumerate(instructions):
             confidence, family_index = (value.item() for value in family_probs[index].max(0))
-            known = family_index < len(self.hparams.families) and confidence >= MIN_CONFIDENCE
-            if not known:
-                readings.append(InstructionReading(instruction, instruction, None, None, round(confidence, 3)))
+            is_family = family_index < len(self.hparams.families)
+            if not (is_family and confidence >= MIN_CONFIDENCE):
+                no_edit = not is_family and confidence >= NO_EDIT_CONFIDENCE
+                readings.append(InstructionReading(instruction, instruction, None, None, round(confidence, 3), no_edit))
                 continue
             family, grade = self.hparams.families[family_index], GRADES[grades[index]]
             text = canonical_phrasing(family, grade)

@@ -212,7 +212,9 @@ class HywuPipeline:
     def encode_for_editing(self, instructions: list[str]) -> EncodedInstructions:
         """Encode the texts the instruction reader chose (see `read_instructions`) for the generator and editor,
         with the reading itself for a condition encoder that takes it."""
-        readings = self.read_instructions(instructions)
+        return self._encode_readings(self.read_instructions(instructions))
+
+    def _encode_readings(self, readings: list[InstructionReading]) -> EncodedInstructions:
         encoded = self.encode_instructions([reading.text for reading in readings])
         if not self.condition_encoder.reads_edits:
             return encoded
@@ -256,12 +258,17 @@ class HywuPipeline:
 
     def _predict_operators(
         self, thumbnails: torch.Tensor, instructions: list[str], strength: float, use_lora: bool
-    ) -> EditOperators:
-        """Read the instructions, generate this batch's LoRA updates and predict operators with them injected."""
-        encoded = self.encode_for_editing(instructions)
+    ) -> tuple[EditOperators, list[InstructionReading]]:
+        """Read the instructions, generate this batch's LoRA updates and predict operators with them injected.
+
+        Returns the operators and the readings; photos whose reading has `no_edit` set are returned unchanged.
+        """
+        readings = self.read_instructions(instructions)
+        encoded = self._encode_readings(readings)
         lora = self.generate_lora(thumbnails, encoded).scaled(strength) if use_lora else None
         with apply_generated_lora(self.editor, lora):
-            return self.editor.predict_operators(thumbnails, encoded.sentence_embeddings.to(thumbnails.dtype))
+            operators = self.editor.predict_operators(thumbnails, encoded.sentence_embeddings.to(thumbnails.dtype))
+        return operators, readings
 
     @torch.no_grad()
     def edit_tensors(
@@ -286,13 +293,15 @@ class HywuPipeline:
         thumbnails = torch.cat([self.editor.make_thumbnail(image) for image in full])
 
         # 2. Predict operators with the generated updates injected.
-        operators = self._predict_operators(thumbnails, instructions, strength, use_lora)
+        operators, readings = self._predict_operators(thumbnails, instructions, strength, use_lora)
 
-        # 3. Render each photo at its own size.
-        return [
-            self.editor.render(image, operators.select(index), [seeds[index]]).float().cpu()
-            for index, image in enumerate(full)
-        ]
+        # 3. Render each photo at its own size; a request that matches no edit leaves its photo unchanged.
+        results = []
+        for index, image in enumerate(full):
+            if not readings[index].no_edit:
+                image = self.editor.render(image, operators.select(index), [seeds[index]])
+            results.append(image.float().cpu())
+        return results
 
     @torch.no_grad()
     def edit_batch(
@@ -323,13 +332,15 @@ class HywuPipeline:
         ).to(self.device, dtype)
 
         # 2. Predict operators with the generated updates injected.
-        operators = self._predict_operators(thumbnails, instructions, strength, use_lora=True)
+        operators, readings = self._predict_operators(thumbnails, instructions, strength, use_lora=True)
 
-        # 3. Render each photo at its own size.
-        return [
-            Image.fromarray(render_uint8(array, operators.select(index).to("cpu", torch.float32), seeds[index]), "RGB")
-            for index, array in enumerate(arrays)
-        ]
+        # 3. Render each photo at its own size; a request that matches no edit leaves its photo unchanged.
+        results = []
+        for index, array in enumerate(arrays):
+            if not readings[index].no_edit:
+                array = render_uint8(array, operators.select(index).to("cpu", torch.float32), seeds[index])
+            results.append(Image.fromarray(array, "RGB"))
+        return results
 
     def edit(
         self, image: Image.Image | str | Path, instruction: str, *, strength: float = 1.0, seed: int = 0

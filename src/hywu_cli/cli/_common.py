@@ -565,13 +565,20 @@ def read_instructions(
     pipe.literal = literal
     readings = dict(zip(instructions, pipe.read_instructions(list(instructions)), strict=True))
     reads = getattr(pipe, "reader", None) is not None and not literal
-    unmatched = []
+    unmatched, no_edit = [], []
     for instruction, reading in readings.items():
+        in_scope = scope is None or scope[instruction].in_scope
         if reading.family is not None:
             title = FAMILY_PHRASINGS[reading.family].title
             reporter.notice(f"read {instruction!r} as: {title}, {reading.grade} (confidence {reading.confidence:.2f})")
-        elif reads and (scope is None or scope[instruction].in_scope):
+        elif getattr(reading, "no_edit", False):
+            no_edit.append(instruction)
+            if not in_scope:
+                # `check_scope` already warned about it, so a notice is enough to state what happens to the photo.
+                reporter.notice(f"{instruction!r} matches none of the edits; its photos are left unchanged")
+        elif reads and in_scope:
             unmatched.append(instruction)
+    report_no_edit(pipe, [text for text in no_edit if scope is None or scope[text].in_scope], strict, reporter)
     if not unmatched:
         return readings
 
@@ -585,6 +592,23 @@ def read_instructions(
     return readings
 
 
+def report_no_edit(pipe: Any, instructions: list[str], strict: bool, reporter: Reporter) -> None:
+    """Warn once about in-scope instructions that the reader is sure match no edit; with `strict`, reject them.
+
+    Raises:
+        HywuError: `strict` is set and `instructions` is not empty.
+    """
+    if not instructions:
+        return
+    message = (
+        f"{', '.join(repr(text) for text in instructions)} matches none of {pipe.model_name}'s edits (removing an "
+        "effect is not one of them)"
+    )
+    if strict:
+        raise HywuError(f"{message}; rephrase it as one of the edits `hywu edits` lists, or run without --strict")
+    reporter.warning(f"{message}; its photos are left unchanged, and --literal applies the model to the words as written")
+
+
 def reading_record(reading: Any, literal: bool) -> dict[str, Any] | None:
     """Return the JSON form of an instruction reading, or None with --literal."""
     if literal:
@@ -594,6 +618,7 @@ def reading_record(reading: Any, literal: bool) -> dict[str, Any] | None:
         "grade": reading.grade,
         "confidence": reading.confidence,
         "conditioned_on": reading.text,
+        "leaves_photo_unchanged": getattr(reading, "no_edit", False),
     }
 
 
