@@ -26,7 +26,8 @@ def test_untrained_reading_embedding_leaves_condition_unchanged():
     missing, unexpected = reading.load_state_dict(plain.state_dict(), strict=False)
     images = torch.rand(3, 3, 40, 56)
     instructions = make_instructions()
-    read = instructions.with_reading(reading.reading_ids_for([("cartoon", "strong"), (None, None), ("invert", "slight")]))
+    ids = reading.reading_ids_for([("cartoon", "strong"), (None, None), ("invert", "slight")])
+    read = instructions.with_reading(ids)
 
     expected, expected_mask = plain(images, instructions)
     actual, actual_mask = reading(images, read)

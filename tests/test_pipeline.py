@@ -176,7 +176,10 @@ def test_removal_request_leaves_photo_unchanged(pipe, photos):
 def test_held_out_phrasings_never_read_as_no_edit(pipe):
     from hywu_cli.evaluation import phrasings_for
 
-    texts = [p.text for family in FAMILY_PHRASINGS for split in ("eval", "blind") for p in phrasings_for(family, split)]
+    texts = []
+    for family in FAMILY_PHRASINGS:
+        for split in ("eval", "blind"):
+            texts += [phrasing.text for phrasing in phrasings_for(family, split)]
 
     no_edit = [reading.instruction for reading in pipe.read_instructions(texts) if reading.no_edit]
 

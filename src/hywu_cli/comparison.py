@@ -45,12 +45,18 @@ def baseline_files(folder: Path | None) -> dict[str, Path]:
 
 
 def _editor_function(pipe, editor, lora) -> EditFunction:
-    """Edit with `editor` (with `lora` injected, if given), reading instructions as the pipeline does."""
+    """Edit with `editor` (with `lora` injected, if given), reading instructions as the pipeline does.
+
+    As in the pipeline, an instruction that the reader is sure matches no edit leaves the photo unchanged.
+    """
     from hywu_cli.injection import apply_generated_lora
 
     @torch.no_grad()
     def run(image: torch.Tensor, instruction: str, seed: int) -> torch.Tensor:
-        embeddings = pipe.encode_for_editing([instruction]).sentence_embeddings.to(image.dtype)
+        readings = pipe.read_instructions([instruction])
+        if readings[0].no_edit:
+            return image
+        embeddings = pipe.encode_readings(readings).sentence_embeddings.to(image.dtype)
         thumbnail = editor.make_thumbnail(image)
         with apply_generated_lora(editor, lora):
             operators = editor.predict_operators(thumbnail, embeddings)

@@ -133,7 +133,8 @@ class InstructionReaderNetwork(nn.Module):
             is_family = family_index < len(self.hparams.families)
             if not (is_family and confidence >= MIN_CONFIDENCE):
                 no_edit = not is_family and confidence >= NO_EDIT_CONFIDENCE
-                readings.append(InstructionReading(instruction, instruction, None, None, round(confidence, 3), no_edit))
+                unread = InstructionReading(instruction, instruction, None, None, round(confidence, 3), no_edit)
+                readings.append(unread)
                 continue
             family, grade = self.hparams.families[family_index], GRADES[grades[index]]
             text = canonical_phrasing(family, grade)

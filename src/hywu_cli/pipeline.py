@@ -212,9 +212,10 @@ class HywuPipeline:
     def encode_for_editing(self, instructions: list[str]) -> EncodedInstructions:
         """Encode the texts the instruction reader chose (see `read_instructions`) for the generator and editor,
         with the reading itself for a condition encoder that takes it."""
-        return self._encode_readings(self.read_instructions(instructions))
+        return self.encode_readings(self.read_instructions(instructions))
 
-    def _encode_readings(self, readings: list[InstructionReading]) -> EncodedInstructions:
+    def encode_readings(self, readings: list[InstructionReading]) -> EncodedInstructions:
+        """Encode the texts of `read_instructions` results, with the readings if the condition encoder takes them."""
         encoded = self.encode_instructions([reading.text for reading in readings])
         if not self.condition_encoder.reads_edits:
             return encoded
@@ -226,7 +227,10 @@ class HywuPipeline:
         """Generate per-sample LoRA factors from thumbnails (batch, 3, size, size) and encoded instructions."""
         dtype = DTYPES[self.dtype]
         encoded = EncodedInstructions(
-            encoded.token_states.to(dtype), encoded.token_mask, encoded.sentence_embeddings.to(dtype), encoded.reading_ids
+            encoded.token_states.to(dtype),
+            encoded.token_mask,
+            encoded.sentence_embeddings.to(dtype),
+            encoded.reading_ids,
         )
         cond, cond_mask = self.condition_encoder(thumbnails.to(dtype), encoded)
         return self.generator(cond, cond_mask)
@@ -264,7 +268,7 @@ class HywuPipeline:
         Returns the operators and the readings; photos whose reading has `no_edit` set are returned unchanged.
         """
         readings = self.read_instructions(instructions)
-        encoded = self._encode_readings(readings)
+        encoded = self.encode_readings(readings)
         lora = self.generate_lora(thumbnails, encoded).scaled(strength) if use_lora else None
         with apply_generated_lora(self.editor, lora):
             operators = self.editor.predict_operators(thumbnails, encoded.sentence_embeddings.to(thumbnails.dtype))

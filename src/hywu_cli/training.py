@@ -630,7 +630,10 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     )
     for name in ("generator_lr", "baseline_lr"):
         parser.add_argument(
-            "--" + name.replace("_", "-"), type=float, default=getattr(defaults, name), help=f"default: {getattr(defaults, name)}"
+            "--" + name.replace("_", "-"),
+            type=float,
+            default=getattr(defaults, name),
+            help=f"default: {getattr(defaults, name)}",
         )
     args = parser.parse_args(argv)
     args.family_weights = parse_family_weights(parser, args.family_weight, defaults.family_weights)
@@ -645,7 +648,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     return TrainConfig(**vars(args))
 
 
-def parse_family_weights(parser: argparse.ArgumentParser, values: list[str], defaults: dict[str, int]) -> dict[str, int]:
+def parse_family_weights(
+    parser: argparse.ArgumentParser, values: list[str], defaults: dict[str, int]
+) -> dict[str, int]:
     """Return the family sampling weights: `defaults` updated by `FAMILY=N` values; errors go through `parser`."""
     weights = dict(defaults)
     for value in values:

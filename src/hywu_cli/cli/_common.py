@@ -571,14 +571,14 @@ def read_instructions(
         if reading.family is not None:
             title = FAMILY_PHRASINGS[reading.family].title
             reporter.notice(f"read {instruction!r} as: {title}, {reading.grade} (confidence {reading.confidence:.2f})")
-        elif getattr(reading, "no_edit", False):
+        elif reading.no_edit and in_scope:
             no_edit.append(instruction)
-            if not in_scope:
-                # `check_scope` already warned about it, so a notice is enough to state what happens to the photo.
-                reporter.notice(f"{instruction!r} matches none of the edits; its photos are left unchanged")
+        elif reading.no_edit:
+            # `check_scope` already warned about it, so a notice is enough to state what happens to the photo.
+            reporter.notice(f"{instruction!r} matches none of the edits; its photos are left unchanged")
         elif reads and in_scope:
             unmatched.append(instruction)
-    report_no_edit(pipe, [text for text in no_edit if scope is None or scope[text].in_scope], strict, reporter)
+    report_no_edit(pipe, no_edit, strict, reporter)
     if not unmatched:
         return readings
 
@@ -606,7 +606,9 @@ def report_no_edit(pipe: Any, instructions: list[str], strict: bool, reporter: R
     )
     if strict:
         raise HywuError(f"{message}; rephrase it as one of the edits `hywu edits` lists, or run without --strict")
-    reporter.warning(f"{message}; its photos are left unchanged, and --literal applies the model to the words as written")
+    reporter.warning(
+        f"{message}; its photos are left unchanged, and --literal applies the model to the words as written"
+    )
 
 
 def reading_record(reading: Any, literal: bool) -> dict[str, Any] | None:
@@ -618,7 +620,7 @@ def reading_record(reading: Any, literal: bool) -> dict[str, Any] | None:
         "grade": reading.grade,
         "confidence": reading.confidence,
         "conditioned_on": reading.text,
-        "leaves_photo_unchanged": getattr(reading, "no_edit", False),
+        "leaves_photo_unchanged": reading.no_edit,
     }
 
 
