@@ -146,3 +146,36 @@ def test_eval_skips_unusable_photos(photos):
     assert "tiny.png" in result.output
     assert "cannot be read as images" in result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["summary"]["photos"] == 1
+
+
+def test_training_scores_give_a_grade_matched_wording_ratio(photos, tmp_path):
+    common = ["eval", "--model", str(MODEL), "--photos", str(photos), "--families", "warmer,invert", "--json"]
+    train_file = tmp_path / "train.json"
+
+    trained = CliRunner().invoke(app, [*common, "--phrasings", "train", "--json-file", str(train_file)])
+    held_out = CliRunner().invoke(app, [*common, "--training-scores", str(train_file), "--max-phrasings", "3"])
+
+    assert trained.exit_code == 0, trained.output
+    assert held_out.exit_code == 0, held_out.output
+    payload = json.loads(held_out.stdout.strip().splitlines()[-1])
+    ratio = payload["summary"]["wording_ratio"]["hywu"]
+    assert set(payload["summary"]["wording_ratio"]) == {"base", "hywu"}
+    assert ratio["families"] == 2
+    assert ratio["ratio"] == pytest.approx(ratio["held_out_psnr"] / ratio["training_psnr_grade_matched"], abs=1e-3)
+    grades = payload["methods"]["hywu"]["families"]["warmer"]["samples_by_grade"]
+    assert sum(grades.values()) == 3
+
+
+def test_training_scores_must_come_from_training_phrasings(photos, tmp_path):
+    held_out_file = tmp_path / "heldout.json"
+    common = ["eval", "--model", str(MODEL), "--photos", str(photos), "--families", "warmer", "--max-phrasings", "1"]
+    assert CliRunner().invoke(app, [*common, "--json-file", str(held_out_file)]).exit_code == 0
+    (tmp_path / "broken.json").write_text("{not json")
+
+    wrong_split = CliRunner().invoke(app, [*common, "--training-scores", str(held_out_file)])
+    missing = CliRunner().invoke(app, [*common, "--training-scores", str(tmp_path / "absent.json")])
+    broken = CliRunner().invoke(app, [*common, "--training-scores", str(tmp_path / "broken.json")])
+
+    assert wrong_split.exit_code != 0 and "hywu eval --phrasings train" in wrong_split.output
+    assert missing.exit_code != 0 and "not found" in missing.output
+    assert broken.exit_code != 0 and "not a readable JSON file" in broken.output

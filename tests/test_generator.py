@@ -128,3 +128,26 @@ def test_layer_gain_scales_its_lora_b():
 def test_layer_gain_for_unknown_layer_rejected():
     with pytest.raises(ValueError, match="not targets: nowhere"):
         make_generator(layer_gains={"nowhere": 2.0})
+
+
+def test_position_bias_starts_as_no_op_and_sets_a_shared_part(tmp_path):
+    plain, biased = make_generator(), make_generator(position_bias=True)
+    biased.load_state_dict(plain.state_dict(), strict=False)
+    cond = torch.randn(2, 4, 16)
+
+    before = biased(cond)
+    for name in before.lora_B:
+        assert torch.equal(before.lora_A[name], plain(cond).lora_A[name])
+        assert torch.count_nonzero(before.lora_B[name]) == 0
+
+    with torch.no_grad():
+        biased.bias_tokens.normal_()
+    after = biased(cond)
+    # The head of lora_B is still zero, so lora_B is the bias alone: the same for every sample, and non-zero.
+    for name in after.lora_B:
+        assert torch.count_nonzero(after.lora_B[name]) > 0
+        assert torch.equal(after.lora_B[name][0], after.lora_B[name][1])
+
+    biased.save_pretrained(tmp_path / "generator")
+    loaded = ParameterGenerator.from_pretrained(tmp_path / "generator")
+    assert torch.equal(loaded(cond).lora_B["head.0"], after.lora_B["head.0"])

@@ -192,3 +192,42 @@ def test_continued_run_copies_untrained_stages(tmp_path):
     assert (tmp_path / "next" / "base" / "final" / "config.json").read_text() == '{"stage": "base"}'
     assert not (tmp_path / "next" / "reader").exists()  # this run trains its own reader
     assert not (tmp_path / "next" / "generator").exists()
+
+
+def test_plain_editing_loss_is_l1_plus_mse_plus_range_penalty():
+    import torch
+    import torch.nn.functional as F
+
+    from hywu_cli.training import editing_loss
+
+    target = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    output = target + 0.2 * torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+
+    clipped = output.clamp(0, 1)
+    overshoot = F.relu(output - 1) + F.relu(-output)
+    expected = F.l1_loss(clipped, target) + F.mse_loss(clipped, target) + overshoot.square().mean()
+    assert editing_loss(output, target).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_balanced_loss_weights_samples_by_their_relative_error():
+    import torch
+
+    from hywu_cli.training import BALANCE_FLOOR, editing_loss
+
+    target = torch.full((2, 3, 8, 8), 0.5)
+
+    def gradient_norms(errors: tuple[float, float], balance: bool) -> list[float]:
+        output = (target + torch.tensor(errors).view(2, 1, 1, 1)).requires_grad_()
+        editing_loss(output, target, balance=balance).backward()
+        return [output.grad[index].norm().item() for index in range(2)]
+
+    plain = gradient_norms((0.01, 0.04), balance=False)
+    balanced = gradient_norms((0.01, 0.04), balance=True)
+    tiny = gradient_norms((BALANCE_FLOOR / 10, BALANCE_FLOOR / 3), balance=True)
+
+    # Plain: the larger error gets a slightly larger gradient (its MSE part); balanced: the smaller error gets
+    # about 4 times the gradient of the larger one, as d log(L1) would give it.
+    assert plain[1] / plain[0] == pytest.approx(1.08 / 1.02, rel=1e-3)
+    assert balanced[0] / balanced[1] == pytest.approx((1.02 / 0.01) / (1.08 / 0.04), rel=1e-3)
+    # Below the floor, errors are weighted alike.
+    assert tiny[0] == pytest.approx(tiny[1], rel=0.01)

@@ -186,4 +186,9 @@ def markdown(results: dict[str, EvaluationResult], summary: dict) -> str:
             f"- HY-WU {'beats' if wins else 'does not beat'} {name} on mean PSNR, and "
             f"{'beats' if every_pair else 'does not beat'} it on every conflicting pair."
         )
+    for name, ratio in summary.get("wording_ratio", {}).items():
+        lines.append(
+            f"- {name}: held-out phrasings {ratio['held_out_psnr']:.2f} dB, training phrasings of the same families "
+            f"and grades {ratio['training_psnr_grade_matched']:.2f} dB, ratio {ratio['ratio']:.3f}."
+        )
     return "\n".join(lines)

@@ -80,6 +80,10 @@ class FamilyScore:
     samples: int
     lowpass_psnr: float | None = None
     texture_ratio: float | None = None
+    # Mean PSNR and sample count per strength grade: a slight edit is easier to match than a strong one, so two
+    # phrasing sets are compared grade by grade (`wording_ratio`).
+    psnr_by_grade: dict[str, float] = field(default_factory=dict)
+    samples_by_grade: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,13 +99,56 @@ class EvaluationResult:
     def to_dict(self) -> dict:
         return {
             "mean_psnr": round(self.mean_psnr, 3),
-            "families": {
-                name: {
-                    key: (round(value, 4) if isinstance(value, float) else value) for key, value in vars(score).items()
-                }
-                for name, score in self.families.items()
-            },
+            "families": {name: _rounded(vars(score)) for name, score in self.families.items()},
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EvaluationResult:
+        """Rebuild a result written by `to_dict` (the "methods" entries of `hywu eval --json-file`)."""
+        return cls({name: FamilyScore(**score) for name, score in data["families"].items()})
+
+
+def _rounded(values: dict) -> dict:
+    """Round floats to 4 decimals, also inside nested dictionaries."""
+    rounded = {}
+    for key, value in values.items():
+        if isinstance(value, float):
+            value = round(value, 4)
+        elif isinstance(value, dict):
+            value = _rounded(value)
+        rounded[key] = value
+    return rounded
+
+
+def wording_ratio(held_out: EvaluationResult, training: EvaluationResult) -> dict:
+    """Compare held-out phrasings with training phrasings of the same family and grade.
+
+    A slight edit scores higher than a strong one whatever the wording, so the plain ratio of two means depends on
+    each set's mix of grades. Here each family's training score is re-weighted to the held-out set's grade counts
+    before the family means are averaged. Families or grades missing from `training` are skipped.
+
+    Returns the held-out mean, the grade-matched training mean, their ratio and the families compared.
+    """
+    held_scores, matched_scores = [], []
+    for name, score in held_out.families.items():
+        reference = training.families.get(name)
+        if reference is None:
+            continue
+        grades = [grade for grade in score.samples_by_grade if grade in reference.psnr_by_grade]
+        count = sum(score.samples_by_grade[grade] for grade in grades)
+        if not count:
+            continue
+        held_scores.append(sum(score.psnr_by_grade[g] * score.samples_by_grade[g] for g in grades) / count)
+        matched_scores.append(sum(reference.psnr_by_grade[g] * score.samples_by_grade[g] for g in grades) / count)
+    if not held_scores:
+        raise ValueError("the two results share no family and grade; score the same families on both phrasing sets")
+    held_out_mean, matched_mean = sum(held_scores) / len(held_scores), sum(matched_scores) / len(matched_scores)
+    return {
+        "held_out_psnr": round(held_out_mean, 3),
+        "training_psnr_grade_matched": round(matched_mean, 3),
+        "ratio": round(held_out_mean / matched_mean, 4),
+        "families": len(held_scores),
+    }
 
 
 def load_photos(paths: list[Path], short_side: int = EVAL_SHORT_SIDE) -> list[torch.Tensor]:
@@ -150,12 +197,14 @@ def evaluate(
         phrasings = phrasings_for(family, split)[:max_phrasings]
         stochastic = EDIT_FAMILIES[family].stochastic
         values: dict[str, list[float]] = {"psnr": [], "ssim": [], "lowpass_psnr": [], "texture_ratio": []}
+        by_grade: dict[str, list[float]] = {}
         for photo_index, photo in enumerate(photos):
             for phrasing_index, phrasing in enumerate(phrasings):
                 seed = 1000 * photo_index + phrasing_index
                 target = apply_edit(family, photo, GRADE_STRENGTH[phrasing.grade], [seed])
                 output = edit_function(photo, phrasing.text, seed)
                 values["psnr"].append(psnr(output, target))
+                by_grade.setdefault(phrasing.grade, []).append(values["psnr"][-1])
                 values["ssim"].append(ssim(output, target))
                 if stochastic:
                     low, texture = overlay_metrics(output, target)
@@ -164,7 +213,14 @@ def evaluate(
 
         means = {key: (sum(items) / len(items) if items else None) for key, items in values.items()}
         result.families[family] = FamilyScore(
-            family, means["psnr"], means["ssim"], len(values["psnr"]), means["lowpass_psnr"], means["texture_ratio"]
+            family,
+            means["psnr"],
+            means["ssim"],
+            len(values["psnr"]),
+            means["lowpass_psnr"],
+            means["texture_ratio"],
+            psnr_by_grade={grade: sum(items) / len(items) for grade, items in by_grade.items()},
+            samples_by_grade={grade: len(items) for grade, items in by_grade.items()},
         )
         logger.info("%s: PSNR %.2f dB over %d samples", family, result.families[family].psnr, len(values["psnr"]))
     return result

@@ -172,6 +172,10 @@ class ParameterGeneratorNetwork(nn.Module):
         lora_alpha: the update is scaled by `lora_alpha / rank`, as in PEFT.
         layer_gains: `{layer name: gain}` multiplying the generated `lora_B` of those layers (default 1). A layer
             with few outputs gets a small share of the shared heads' gradient; a gain speeds up its learning.
+        position_bias: learn one zero-initialised bias per grid position, added to the heads' output there. All
+            positions share the heads. Without the bias, the part of the update that every instance needs must be
+            written through the position embeddings. With it, that part is learned as directly as a static LoRA,
+            and the transformer generates the rest for each instance.
     """
 
     def __init__(
@@ -186,6 +190,7 @@ class ParameterGeneratorNetwork(nn.Module):
         mlp_ratio: float = 2.0,
         lora_alpha: float = 4.0,
         layer_gains: dict[str, float] | None = None,
+        position_bias: bool = False,
     ) -> None:
         super().__init__()
         self.hparams = SimpleNamespace(
@@ -199,6 +204,7 @@ class ParameterGeneratorNetwork(nn.Module):
             mlp_ratio=mlp_ratio,
             lora_alpha=lora_alpha,
             layer_gains=dict(layer_gains or {}),
+            position_bias=position_bias,
         )
         self.layout = LoraTokenLayout([LoraTarget(str(n), int(i), int(o)) for n, i, o in targets], rank, token_dim)
         layers, tokens = self.layout.num_layers, self.layout.tokens_per_layer
@@ -231,6 +237,9 @@ class ParameterGeneratorNetwork(nn.Module):
         self.register_buffer("b_gain", b_gain, persistent=False)
         self.register_buffer("valid_mask", self.layout.valid_mask(), persistent=False)
         self.register_buffer("b_mask", self.layout.factor_mask(), persistent=False)
+        positions = int(self.valid_mask.sum()) * rank
+        # (real_positions, token_dim), or None
+        self.bias_tokens = nn.Parameter(torch.zeros(positions, token_dim)) if position_bias else None
 
     @property
     def scaling(self) -> float:
@@ -291,9 +300,10 @@ class ParameterGeneratorNetwork(nn.Module):
         is_b = self.b_mask[:, :, None].expand(-1, -1, rank).reshape(-1)[index.within_layer]  # (real_positions,)
         a_scale = self.a_scale.view(layers, 1).expand(-1, tokens * rank).reshape(-1)[index.within_layer]
         b_gain = self.b_gain.view(layers, 1).expand(-1, tokens * rank).reshape(-1)[index.within_layer]
-        values = torch.where(
-            is_b[None, :, None], self.head_b(x) * b_gain[None, :, None], self.head_a(x) * a_scale[None, :, None]
-        )
+        values_a, values_b = self.head_a(x), self.head_b(x)  # (batch, real_positions, token_dim)
+        if self.bias_tokens is not None:
+            values_a, values_b = values_a + self.bias_tokens, values_b + self.bias_tokens
+        values = torch.where(is_b[None, :, None], values_b * b_gain[None, :, None], values_a * a_scale[None, :, None])
 
         out = values.new_zeros(batch, layers * tokens * rank, self.hparams.token_dim)
         out[:, index.within_layer] = values

@@ -89,6 +89,7 @@ class ParameterGenerator(ParameterGeneratorNetwork, ModelMixin, ConfigMixin):
         mlp_ratio: float = 2.0,
         lora_alpha: float = 4.0,
         layer_gains: dict[str, float] | None = None,
+        position_bias: bool = False,
     ) -> None:
         super().__init__(
             targets=targets,
@@ -101,6 +102,7 @@ class ParameterGenerator(ParameterGeneratorNetwork, ModelMixin, ConfigMixin):
             mlp_ratio=mlp_ratio,
             lora_alpha=lora_alpha,
             layer_gains=layer_gains,
+            position_bias=position_bias,
         )
 
 

@@ -101,6 +101,11 @@ class TrainConfig:
     # `ConditionEncoderNetwork`. Samples phrased as a canonical phrasing carry their family and grade, the others
     # "not read", as `HywuPipeline.encode_for_editing` does.
     reading_embedding: bool = True
+    # Give the generator a learned bias per parameter-token position (`ParameterGeneratorNetwork`).
+    position_bias: bool = False
+    # Weight each all-family sample by the inverse of its current error (`editing_loss`), so that every sample
+    # counts in relative terms, as mean PSNR does.
+    balance_samples: bool = False
     # How many times as often as a weight-1 family each family is drawn in all-family stages.
     family_weights: dict[str, int] = field(default_factory=lambda: {name: 2 for name in TEXTURE_FAMILIES})
 
@@ -179,25 +184,42 @@ def reading_ids(table: PhrasingTable) -> torch.Tensor:
 # Shared loop pieces
 
 
+# Smallest L1 error a sample is weighted by in the balanced loss (an L1 error of 0.003 is roughly 45-50 dB PSNR),
+# so that a nearly perfect sample cannot take over the batch.
+BALANCE_FLOOR = 0.003
+
+
 def high_pass(images: torch.Tensor) -> torch.Tensor:
     """Return the fine detail of images (batch, 3, height, width): each minus its Gaussian blur of 2 pixels."""
     return images - ops.gaussian_blur_pixels(images, TEXTURE_SIGMA_PIXELS)
 
 
-def editing_loss(unclamped: torch.Tensor, target: torch.Tensor, texture_weight: float = 0.0) -> torch.Tensor:
+def editing_loss(
+    unclamped: torch.Tensor, target: torch.Tensor, texture_weight: float = 0.0, balance: bool = False
+) -> torch.Tensor:
     """L1 plus MSE of the clipped output, plus a penalty on values outside [0, 1], plus an optional texture term.
 
     L1 converges sharply and MSE is what PSNR measures. Clipping has no gradient, so a prediction pushed far out
     of range would stay there; the range penalty pulls it back. The texture term is the L1 distance of the fine
     detail (`high_pass`). Snowflakes, rain streaks, grain and ink lines cover few pixels, so in the plain loss
     their gradient is a small share of the total. The texture term raises it several times.
+
+    With `balance`, each sample's loss is divided by its own current L1 error (detached, at least
+    `BALANCE_FLOOR`, weights scaled to average 1 in the batch). The gradient of the L1 term is then that of
+    log(L1): a sample counts by its relative error, as PSNR does, and a subtle edit at 31 dB is no longer drowned
+    out by a hard one at 22 dB.
     """
     output = unclamped.clamp(0, 1)
     overshoot = F.relu(unclamped - 1) + F.relu(-unclamped)
-    loss = F.l1_loss(output, target) + F.mse_loss(output, target) + overshoot.square().mean()
+    l1 = (output - target).abs().flatten(1).mean(1)  # (batch,)
+    per_sample = l1 + (output - target).square().flatten(1).mean(1) + overshoot.square().flatten(1).mean(1)
     if texture_weight:
-        loss = loss + texture_weight * F.l1_loss(high_pass(output), high_pass(target))
-    return loss
+        texture = (high_pass(output) - high_pass(target)).abs().flatten(1).mean(1)
+        per_sample = per_sample + texture_weight * texture
+    if not balance:
+        return per_sample.mean()
+    weights = 1.0 / l1.detach().clamp_min(BALANCE_FLOOR)
+    return (per_sample * weights / weights.mean()).mean()
 
 
 def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
@@ -326,13 +348,13 @@ def run_stage(context: TrainingContext, spec: StageSpec, trainable: list[nn.Modu
     return [accelerator.unwrap_model(module) for module in modules]
 
 
-def trained_editor_loss(texture_weight: float):
+def trained_editor_loss(texture_weight: float, balance: bool = False):
     """Return the `compute_loss` of stages that train the editor itself (base pretraining, static SFT)."""
 
     def compute_loss(modules, batch, images, targets, text):
         (editor,) = modules
         output = editor(images, text.sentence_embeddings, batch.seeds, clamp=False)
-        return editing_loss(output, targets, texture_weight)
+        return editing_loss(output, targets, texture_weight, balance)
 
     return compute_loss
 
@@ -409,6 +431,7 @@ def generator_kwargs(targets: list, config: TrainConfig) -> dict:
         "depth": config.generator_depth,
         "lora_alpha": float(config.rank),
         "layer_gains": dict(config.layer_gains),
+        "position_bias": config.position_bias,
     }
 
 
@@ -431,6 +454,17 @@ def load_condition_encoder_weights(condition_encoder: ConditionEncoder, folder: 
         )
 
 
+def load_generator_weights(generator: ParameterGenerator, folder: Path) -> None:
+    """Load a trained generator's weights. A position bias missing from them keeps its zero start."""
+    missing, unexpected = generator.load_state_dict(ParameterGenerator.from_pretrained(folder).state_dict(), strict=False)
+    missing = [key for key in missing if key != "bias_tokens"]
+    if missing or unexpected:
+        raise SystemExit(
+            f"cannot continue from the generator in {folder}: missing weights {missing}, unexpected weights "
+            f"{unexpected}. Continue from a run with the same generator settings, or drop --init-from"
+        )
+
+
 def train_generator(context: TrainingContext, editor_dir: Path) -> None:
     """Train condition encoder and generator from the editing loss on all families, with the editor frozen."""
     config = context.config
@@ -442,7 +476,7 @@ def train_generator(context: TrainingContext, editor_dir: Path) -> None:
     editor.to(context.device)
     if config.init_from is not None:
         start = config.init_from / "generator" / "final"
-        generator.load_state_dict(ParameterGenerator.from_pretrained(start / "generator").state_dict())
+        load_generator_weights(generator, start / "generator")
         load_condition_encoder_weights(condition_encoder, start / "condition_encoder")
         logger.info("generator stage starts from %s", start)
     logger.info("generator parameters: %d", generator.count_parameters())
@@ -452,7 +486,7 @@ def train_generator(context: TrainingContext, editor_dir: Path) -> None:
         cond, cond_mask = condition_encoder(images, text)
         with apply_generated_lora(editor, generator(cond, cond_mask)):
             output = editor(images, text.sentence_embeddings, batch.seeds, clamp=False)
-        return editing_loss(output, targets, config.texture_weight)
+        return editing_loss(output, targets, config.texture_weight, config.balance_samples)
 
     spec = all_families_spec(config, "generator", config.generator_lr)
     condition_encoder, generator = run_stage(context, spec, [condition_encoder, generator], compute_loss)
@@ -479,7 +513,7 @@ def train_static_sft(context: TrainingContext, editor_dir: Path) -> Path:
     start = editor_dir if config.init_from is None else config.init_from / "sft" / "final"
     editor = LiteEditor.from_pretrained(start)
     logger.info("static SFT starts from %s", start)
-    (editor,) = run_stage(context, spec, [editor], trained_editor_loss(config.texture_weight))
+    (editor,) = run_stage(context, spec, [editor], trained_editor_loss(config.texture_weight, config.balance_samples))
     _save_main(context, lambda: editor.save_pretrained(final))
     return final
 
@@ -499,7 +533,7 @@ def train_static_lora(context: TrainingContext, editor_dir: Path) -> Path:
         (lora,) = modules
         with apply_generated_lora(editor, lora(images.shape[0])):
             output = editor(images, text.sentence_embeddings, batch.seeds, clamp=False)
-        return editing_loss(output, targets, config.texture_weight)
+        return editing_loss(output, targets, config.texture_weight, config.balance_samples)
 
     spec = all_families_spec(config, "static_lora", config.baseline_lr)
     lora = StaticLora(targets, config.rank, float(config.rank), config.layer_gains)
@@ -635,6 +669,17 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             default=getattr(defaults, name),
             help=f"default: {getattr(defaults, name)}",
         )
+    parser.add_argument(
+        "--position-bias",
+        action="store_true",
+        help="give the generator a learned bias per parameter-token position (a new run, or one continued from a "
+        "generator with or without it)",
+    )
+    parser.add_argument(
+        "--balance-samples",
+        action="store_true",
+        help="weight each sample of all-family stages by the inverse of its current error (see `editing_loss`)",
+    )
     args = parser.parse_args(argv)
     args.family_weights = parse_family_weights(parser, args.family_weight, defaults.family_weights)
     del args.family_weight

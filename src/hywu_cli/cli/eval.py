@@ -48,6 +48,14 @@ def evaluate_model(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the --markdown and --json-file files if they exist.")
     ] = False,
+    training_scores: Annotated[
+        Path | None,
+        typer.Option(
+            "--training-scores",
+            help="A --json-file written by `hywu eval --phrasings train`: adds each method's held-out / training "
+            "phrasing PSNR, compared grade by grade.",
+        ),
+    ] = None,
     literal: LiteralOption = False,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -72,6 +80,7 @@ def evaluate_model(
         photo_paths = find_eval_photos(photos, reporter)[:max_photos]
         check_report_files(markdown_file, json_file, photo_paths, overwrite)
         found = find_baselines(baselines, reporter)
+        reference = load_training_scores(training_scores, split)
 
         pipe = _common.open_pipeline(model, _common.Device.cpu, _common.Dtype.float32, reporter)
         pipe.literal = literal
@@ -95,6 +104,8 @@ def evaluate_model(
             instruction_reader=pipe.reader is not None and not literal,
             seconds=round(time.perf_counter() - started, 1),
         )
+        if reference is not None:
+            summary["wording_ratio"] = wording_ratios(results, reference, training_scores)
 
         payload = {
             "status": "ok",
@@ -112,6 +123,47 @@ def evaluate_model(
             return
         print_table(reporter, results)
         reporter.result("\n".join(table.split("\n\n", 1)[1:]), payload)
+
+
+def load_training_scores(path: Path | None, split: str) -> dict | None:
+    """Read the per-method results of a `hywu eval --phrasings train --json-file` run, checked before scoring."""
+    import json
+
+    if path is None:
+        return None
+    if split == "train":
+        raise typer.BadParameter(
+            "compare held-out phrasings with training ones: drop --phrasings train", param_hint="'--training-scores'"
+        )
+    try:
+        payload = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise HywuError(
+            f"--training-scores {path} not found; write it with `hywu eval --phrasings train --json-file {path}`"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise HywuError(f"--training-scores {path} is not a readable JSON file ({error})") from error
+    if not isinstance(payload, dict) or payload.get("summary", {}).get("phrasings") != "train":
+        raise HywuError(f"--training-scores {path} was not written by `hywu eval --phrasings train --json-file`")
+    return payload["methods"]
+
+
+def wording_ratios(results: dict, reference: dict, path: Path) -> dict:
+    """Return `wording_ratio` for every method scored both here and in the training-phrasing file."""
+    from hywu_cli.evaluation import EvaluationResult, wording_ratio
+
+    ratios = {}
+    for name, result in results.items():
+        if name in reference:
+            try:
+                ratios[name] = wording_ratio(result, EvaluationResult.from_dict(reference[name]))
+            except (KeyError, TypeError, ValueError) as error:
+                raise HywuError(
+                    f"--training-scores {path}: cannot compare {name} ({error}); rewrite it with this version"
+                ) from error
+    if not ratios:
+        raise HywuError(f"--training-scores {path} scores none of the methods scored here ({', '.join(results)})")
+    return ratios
 
 
 def parse_families(value: str | None) -> list[str] | None:
