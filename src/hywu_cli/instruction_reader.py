@@ -285,14 +285,12 @@ def train_reader(
     undo_per_family: int = 40,
     seed: int = 0,
     evaluate: bool = True,
-    token_dropout: float = 0.0,
 ) -> tuple[InstructionReaderNetwork, dict]:
     """Fine-tune a reader on the training phrasings; return it and (with `evaluate`) its accuracy on the held-out
     phrasing sets.
 
     The lower layers' states are computed once, so each step runs only the reader's layers (about 0.3 s for a
-    batch of 64 on 2 CPU cores). `token_dropout` hides each word piece from the reader's layers with that
-    probability (never the first token), so that no single word decides the reading.
+    batch of 64 on 2 CPU cores).
     """
     from hywu_cli.phrasings import OUT_OF_SCOPE_TRAIN
 
@@ -312,12 +310,7 @@ def train_reader(
     reader.train()
     for step in range(steps):
         rows = torch.tensor([generator.randrange(len(examples.texts)) for _ in range(batch_size)])
-        batch_mask = mask[rows]
-        if token_dropout:
-            kept = torch.rand(batch_mask.shape) >= token_dropout
-            kept[:, 0] = True
-            batch_mask = batch_mask & kept
-        pooled = F.dropout(reader.pool(states[rows], batch_mask), 0.1, training=True)
+        pooled = F.dropout(reader.pool(states[rows], mask[rows]), 0.1, training=True)
         loss = F.cross_entropy(reader.family_head(pooled), examples.families[rows], label_smoothing=0.1)
         loss = loss + F.cross_entropy(
             reader.grade_head(pooled), examples.grades[rows], ignore_index=-100, label_smoothing=0.1
@@ -332,7 +325,6 @@ def train_reader(
         "steps": steps,
         "batch_size": batch_size,
         "training_examples": len(examples.texts),
-        "token_dropout": token_dropout,
         "seconds": round(time.time() - started, 1),
     }
     if evaluate:
