@@ -231,3 +231,24 @@ def test_balanced_loss_weights_samples_by_their_relative_error():
     assert balanced[0] / balanced[1] == pytest.approx((1.02 / 0.01) / (1.08 / 0.04), rel=1e-3)
     # Below the floor, errors are weighted alike.
     assert tiny[0] == pytest.approx(tiny[1], rel=0.01)
+
+
+def test_generator_continues_into_a_position_bias_but_not_out_of_one(tmp_path):
+    import torch
+
+    from hywu_cli.modeling import ParameterGenerator
+    from hywu_cli.training import load_generator_weights
+
+    config = {"targets": [["fc", 6, 5]], "rank": 2, "token_dim": 4, "cond_dim": 8, "width": 16, "depth": 1}
+    torch.manual_seed(0)
+    ParameterGenerator(**config).save_pretrained(tmp_path / "plain")
+    ParameterGenerator(**config, position_bias=True).save_pretrained(tmp_path / "biased")
+
+    continued = ParameterGenerator(**config, position_bias=True)
+    load_generator_weights(continued, tmp_path / "plain")
+    plain = ParameterGenerator.from_pretrained(tmp_path / "plain")
+
+    assert torch.equal(continued.head_a.weight, plain.head_a.weight)
+    assert torch.count_nonzero(continued.bias_tokens) == 0
+    with pytest.raises(SystemExit, match="--position-bias"):
+        load_generator_weights(ParameterGenerator(**config), tmp_path / "biased")

@@ -458,6 +458,8 @@ def load_generator_weights(generator: ParameterGenerator, folder: Path) -> None:
     """Load a trained generator's weights. A position bias missing from them keeps its zero start."""
     missing, unexpected = generator.load_state_dict(ParameterGenerator.from_pretrained(folder).state_dict(), strict=False)
     missing = [key for key in missing if key != "bias_tokens"]
+    if unexpected == ["bias_tokens"] and not missing:
+        raise SystemExit(f"the generator in {folder} has a position bias; continue from it with --position-bias")
     if missing or unexpected:
         raise SystemExit(
             f"cannot continue from the generator in {folder}: missing weights {missing}, unexpected weights "
