@@ -179,3 +179,24 @@ def test_training_scores_must_come_from_training_phrasings(photos, tmp_path):
     assert wrong_split.exit_code != 0 and "hywu eval --phrasings train" in wrong_split.output
     assert missing.exit_code != 0 and "not found" in missing.output
     assert broken.exit_code != 0 and "not a readable JSON file" in broken.output
+
+
+def test_training_scores_of_another_setup_are_rejected_before_scoring(photos, tmp_path):
+    train_file = tmp_path / "train.json"
+    common = ["eval", "--model", str(MODEL), "--photos", str(photos), "--max-phrasings", "1"]
+    written = CliRunner().invoke(app, [*common, "--families", "warmer", "--phrasings", "train", "--json-file", str(train_file)])
+    assert written.exit_code == 0, written.output
+    shutil.copy(photos / "pagoda.png", photos / "second.png")
+    report = tmp_path / "report.md"
+
+    def compare(*arguments: str):
+        return CliRunner().invoke(app, [*common, "--training-scores", str(train_file), "--markdown", str(report), *arguments])
+
+    other_family = compare("--families", "warmer,autumn", "--max-photos", "1")
+    other_photos = compare("--families", "warmer")
+    literal = compare("--families", "warmer", "--max-photos", "1", "--literal")
+
+    assert other_family.exit_code == 1 and "no scores for autumn" in other_family.output
+    assert other_photos.exit_code == 1 and "1 photos and this run uses 2" in other_photos.output
+    assert literal.exit_code == 1 and "with the instruction reader" in literal.output
+    assert not report.exists()  # rejected before any scoring or writing

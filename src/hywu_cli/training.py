@@ -680,7 +680,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument(
         "--balance-samples",
         action="store_true",
-        help="weight each sample of all-family stages by the inverse of its current error (see `editing_loss`)",
+        help="weight each sample of all-family stages by the inverse of its current L1 error, so that samples count "
+        "by their relative error, as in mean PSNR",
     )
     args = parser.parse_args(argv)
     args.family_weights = parse_family_weights(parser, args.family_weight, defaults.family_weights)
@@ -692,6 +693,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     if unknown:
         parser.error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     args.stages = stages
+    if args.init_from is not None and not args.init_from.is_dir():
+        parser.error(f"--init-from {args.init_from} is not a folder; pass the --work folder of a finished run")
     return TrainConfig(**vars(args))
 
 

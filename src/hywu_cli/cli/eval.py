@@ -84,6 +84,11 @@ def evaluate_model(
 
         pipe = _common.open_pipeline(model, _common.Device.cpu, _common.Dtype.float32, reporter)
         pipe.literal = literal
+        if reference is not None:
+            reads = pipe.reader is not None and not literal
+            check_training_scores(
+                reference, training_scores, family_list, len(photo_paths), reads, pipe.model_dir, reporter
+            )
         if pipe.reader is None or literal:
             reporter.notice("instruction reader off: every method reads the instructions as written")
         reporter.notice(f"scoring {', '.join(['base', *found, 'hywu'])} on {len(photo_paths)} photos ({split} phrasings)")
@@ -105,7 +110,7 @@ def evaluate_model(
             seconds=round(time.perf_counter() - started, 1),
         )
         if reference is not None:
-            summary["wording_ratio"] = wording_ratios(results, reference, training_scores)
+            summary["wording_ratio"] = wording_ratios(results, reference["methods"], training_scores)
 
         payload = {
             "status": "ok",
@@ -126,7 +131,7 @@ def evaluate_model(
 
 
 def load_training_scores(path: Path | None, split: str) -> dict | None:
-    """Read the per-method results of a `hywu eval --phrasings train --json-file` run, checked before scoring."""
+    """Read the payload of a `hywu eval --phrasings train --json-file` run, before any scoring."""
     import json
 
     if path is None:
@@ -143,9 +148,45 @@ def load_training_scores(path: Path | None, split: str) -> dict | None:
         ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise HywuError(f"--training-scores {path} is not a readable JSON file ({error})") from error
-    if not isinstance(payload, dict) or payload.get("summary", {}).get("phrasings") != "train":
-        raise HywuError(f"--training-scores {path} was not written by `hywu eval --phrasings train --json-file`")
-    return payload["methods"]
+    summary = payload.get("summary") if isinstance(payload, dict) else None
+    if not isinstance(summary, dict) or not isinstance(payload.get("methods"), dict):
+        raise HywuError(f"--training-scores {path} is not a `hywu eval --json-file` report")
+    if summary.get("phrasings") != "train":
+        raise HywuError(
+            f"--training-scores {path} scores {summary.get('phrasings')} phrasings, not training ones; write one with "
+            f"`hywu eval --phrasings train --json-file {path}`"
+        )
+    return payload
+
+
+def check_training_scores(
+    reference: dict, path: Path, families: list[str] | None, photos: int, reads: bool, model_dir: Path, reporter
+) -> None:
+    """Reject training scores that cannot be compared with this run: other families, photo count or reader mode."""
+    from hywu_cli.phrasings import FAMILY_PHRASINGS
+
+    summary = reference["summary"]
+    methods = [method for method in reference["methods"].values() if isinstance(method, dict)]
+    scored = {family for method in methods for family in method.get("families", {})}
+    missing = [family for family in families or FAMILY_PHRASINGS if family not in scored]
+    if missing:
+        raise HywuError(
+            f"--training-scores {path} has no scores for {', '.join(missing)}; score them with "
+            f"`hywu eval --phrasings train --families {','.join(missing)}` or leave them out with --families"
+        )
+    if summary.get("photos") != photos:
+        raise HywuError(
+            f"--training-scores {path} was scored on {summary.get('photos')} photos and this run uses {photos}; "
+            "score both on the same photos"
+        )
+    if summary.get("instruction_reader") != reads:
+        mode = "with" if summary.get("instruction_reader") else "without"
+        raise HywuError(
+            f"--training-scores {path} was scored {mode} the instruction reader; "
+            f"{'drop' if reads else 'add'} --literal when writing it, or {'add' if reads else 'drop'} it here"
+        )
+    if str(reference.get("model")) != str(model_dir):
+        reporter.warning(f"--training-scores {path} scored the model in {reference.get('model')}, not {model_dir}")
 
 
 def wording_ratios(results: dict, reference: dict, path: Path) -> dict:
@@ -159,7 +200,8 @@ def wording_ratios(results: dict, reference: dict, path: Path) -> dict:
                 ratios[name] = wording_ratio(result, EvaluationResult.from_dict(reference[name]))
             except (KeyError, TypeError, ValueError) as error:
                 raise HywuError(
-                    f"--training-scores {path}: cannot compare {name} ({error}); rewrite it with this version"
+                    f"--training-scores {path}: cannot read the scores of {name} ({type(error).__name__}); rewrite "
+                    "the file with `hywu eval --phrasings train --json-file`"
                 ) from error
     if not ratios:
         raise HywuError(f"--training-scores {path} scores none of the methods scored here ({', '.join(results)})")
