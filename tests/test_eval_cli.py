@@ -176,9 +176,22 @@ def test_training_scores_must_come_from_training_phrasings(photos, tmp_path):
     missing = CliRunner().invoke(app, [*common, "--training-scores", str(tmp_path / "absent.json")])
     broken = CliRunner().invoke(app, [*common, "--training-scores", str(tmp_path / "broken.json")])
 
-    assert wrong_split.exit_code != 0 and "hywu eval --phrasings train" in wrong_split.output
-    assert missing.exit_code != 0 and "not found" in missing.output
-    assert broken.exit_code != 0 and "not a readable JSON file" in broken.output
+    assert wrong_split.exit_code != 0
+    assert "hywu eval --phrasings train" in wrong_split.output
+    assert missing.exit_code != 0
+    assert "not found" in missing.output
+    assert broken.exit_code != 0
+    assert "not a readable JSON file" in broken.output
+
+
+def test_quiet_eval_prints_no_table(photos):
+    arguments = ["eval", "--model", str(MODEL), "--photos", str(photos), "--families", "warmer", "--max-phrasings", "1"]
+
+    result = CliRunner().invoke(app, [*arguments, "-q"])
+
+    assert result.exit_code == 0, result.output
+    assert "warmer" not in result.output
+    assert "mean" not in result.output
 
 
 def test_training_scores_of_another_setup_are_rejected_before_scoring(photos, tmp_path):
@@ -196,7 +209,10 @@ def test_training_scores_of_another_setup_are_rejected_before_scoring(photos, tm
     other_photos = compare("--families", "warmer")
     literal = compare("--families", "warmer", "--max-photos", "1", "--literal")
 
-    assert other_family.exit_code == 1 and "no scores for autumn" in other_family.output
-    assert other_photos.exit_code == 1 and "1 photos and this run uses 2" in other_photos.output
-    assert literal.exit_code == 1 and "with the instruction reader" in literal.output
+    assert other_family.exit_code == 1
+    assert "no scores for autumn" in other_family.output
+    assert other_photos.exit_code == 1
+    assert "1 photo and this run uses 2 photos" in other_photos.output
+    assert literal.exit_code == 1
+    assert "with the instruction reader" in literal.output
     assert not report.exists()  # rejected before any scoring or writing

@@ -86,6 +86,28 @@ def test_training_resumes_from_checkpoint(workspace):
     assert "generator step 1/3" not in result.stderr
 
 
+def test_resuming_with_other_generator_settings_names_the_checkpoint(workspace):
+    run([sys.executable, "-m", "hywu_cli.training", *training_command(workspace, 2), "--stages", "reader,base,generator"])
+    shutil.rmtree(workspace / "work" / "generator" / "final")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+
+    command = [sys.executable, "-m", "hywu_cli.training", *training_command(workspace, 3), "--position-bias"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+    assert result.returncode != 0
+    assert "cannot resume from" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_photo_folder_is_named(tmp_path, capsys):
+    from hywu_cli.training import collect_photo_paths, parse_args
+
+    config = parse_args(["--photos", str(tmp_path / "absent"), "--work", str(tmp_path / "work")])
+
+    with pytest.raises(SystemExit, match="absent does not exist"):
+        collect_photo_paths(config)
+
+
 def test_canonical_share_draws_canonical_phrasings():
     import random
 
@@ -225,8 +247,8 @@ def test_balanced_loss_weights_samples_by_their_relative_error():
     balanced = gradient_norms((0.01, 0.04), balance=True)
     tiny = gradient_norms((BALANCE_FLOOR / 10, BALANCE_FLOOR / 3), balance=True)
 
-    # Plain: the larger error gets a slightly larger gradient (its MSE part); balanced: the smaller error gets
-    # about 4 times the gradient of the larger one, as d log(L1) would give it.
+    # Plain: the larger error gets a slightly larger gradient, from its MSE part. Balanced: the smaller error gets
+    # about 4 times the gradient of the larger one, which is what the gradient of log(L1) would give.
     assert plain[1] / plain[0] == pytest.approx(1.08 / 1.02, rel=1e-3)
     assert balanced[0] / balanced[1] == pytest.approx((1.02 / 0.01) / (1.08 / 0.04), rel=1e-3)
     # Below the floor, errors are weighted alike.

@@ -168,7 +168,8 @@ def markdown(results: dict[str, EvaluationResult], summary: dict) -> str:
     means = " | ".join(f"**{results[name].mean_psnr:.2f}**" for name in names)
     lines.append(f"| **mean** | {means} | | |")
 
-    lines += ["", "| conflicting pair | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
+    if summary["conflicting_pairs"]:
+        lines += ["", "| conflicting pair | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
     for pair, scores in summary["conflicting_pairs"].items():
         lines.append(f"| {pair} | " + " | ".join(f"{scores[name]:.2f}" for name in names) + " |")
 

@@ -107,7 +107,7 @@ class TrainConfig:
     # counts in relative terms, as mean PSNR does.
     balance_samples: bool = False
     # How many times as often as a weight-1 family each family is drawn in all-family stages.
-    family_weights: dict[str, int] = field(default_factory=lambda: {name: 2 for name in TEXTURE_FAMILIES})
+    family_weights: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TEXTURE_FAMILIES, 2))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -233,6 +233,11 @@ def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
 def collect_photo_paths(config: TrainConfig) -> list[Path]:
     from hywu_cli.photos import add_user_photos, list_photos
 
+    if not config.photos.exists() and not config.extra_photos:
+        raise SystemExit(
+            f"--photos {config.photos} does not exist; build it with `python -m hywu_cli.photos --out {config.photos}` "
+            "or pass --extra-photos DIR with your own photos"
+        )
     paths = list_photos(config.photos, "train") if config.photos.exists() else []
     for folder in config.extra_photos:
         paths += add_user_photos(folder)
@@ -582,7 +587,13 @@ def train_instruction_reader(config: TrainConfig) -> Path:
 def _resume(accelerator, checkpoint: Path) -> int:
     progress = _load_progress(checkpoint.parent)
     if checkpoint.is_dir() and progress["step"] > 0:
-        accelerator.load_state(str(checkpoint))
+        try:
+            accelerator.load_state(str(checkpoint))
+        except RuntimeError as error:
+            raise SystemExit(
+                f"cannot resume from {checkpoint}: it was written with other settings ({str(error).splitlines()[0]}). "
+                "Rerun with the options of the interrupted run, or delete that folder to start the stage again"
+            ) from error
         logger.info("resumed from %s at step %d", checkpoint, progress["step"])
         return int(progress["step"])
     return 0

@@ -126,7 +126,8 @@ def evaluate_model(
         if json_output:
             reporter.result("", payload)
             return
-        print_table(reporter, results)
+        if not quiet:
+            print_table(reporter, results)
         reporter.result("\n".join(table.split("\n\n", 1)[1:]), payload)
 
 
@@ -159,6 +160,10 @@ def load_training_scores(path: Path | None, split: str) -> dict | None:
     return payload
 
 
+def plural(count, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def check_training_scores(
     reference: dict, path: Path, families: list[str] | None, photos: int, reads: bool, model_dir: Path, reporter
 ) -> None:
@@ -176,8 +181,8 @@ def check_training_scores(
         )
     if summary.get("photos") != photos:
         raise HywuError(
-            f"--training-scores {path} was scored on {summary.get('photos')} photos and this run uses {photos}; "
-            "score both on the same photos"
+            f"--training-scores {path} was scored on {plural(summary.get('photos'), 'photo')} and this run uses "
+            f"{plural(photos, 'photo')}; score both on the same photos"
         )
     if summary.get("instruction_reader") != reads:
         mode = "with" if summary.get("instruction_reader") else "without"
