@@ -148,7 +148,7 @@ def test_eval_skips_unusable_photos(photos):
     assert json.loads(result.stdout.strip().splitlines()[-1])["summary"]["photos"] == 1
 
 
-def test_training_scores_give_a_grade_matched_wording_ratio(photos, tmp_path):
+def test_training_scores_give_wording_ratio(photos, tmp_path):
     common = ["eval", "--model", str(MODEL), "--photos", str(photos), "--families", "warmer,invert", "--json"]
     train_file = tmp_path / "train.json"
 
@@ -166,7 +166,7 @@ def test_training_scores_give_a_grade_matched_wording_ratio(photos, tmp_path):
     assert sum(grades.values()) == 3
 
 
-def test_training_scores_must_come_from_training_phrasings(photos, tmp_path):
+def test_training_scores_need_training_phrasings(photos, tmp_path):
     held_out_file = tmp_path / "heldout.json"
     common = ["eval", "--model", str(MODEL), "--photos", str(photos), "--families", "warmer", "--max-phrasings", "1"]
     assert CliRunner().invoke(app, [*common, "--json-file", str(held_out_file)]).exit_code == 0
@@ -194,7 +194,7 @@ def test_quiet_eval_prints_no_table(photos):
     assert "mean" not in result.output
 
 
-def test_training_scores_of_another_setup_are_rejected_before_scoring(photos, tmp_path):
+def test_mismatched_training_scores_rejected_early(photos, tmp_path):
     train_file = tmp_path / "train.json"
     common = ["eval", "--model", str(MODEL), "--photos", str(photos), "--max-phrasings", "1"]
     written = CliRunner().invoke(app, [*common, "--families", "warmer", "--phrasings", "train", "--json-file", str(train_file)])

@@ -21,9 +21,9 @@ def score(family: str, by_grade: dict[str, tuple[float, int]]) -> FamilyScore:
     )
 
 
-def test_wording_ratio_weights_training_scores_by_held_out_grades():
-    # The training set is mostly slight (high PSNR); the held-out set mostly strong. Grade by grade the two sets
-    # score the same, so the matched ratio is 1 while the plain ratio of means is far below.
+def test_wording_ratio_matches_grades():
+    # The training set is mostly slight (high PSNR) and the held-out set mostly strong. Grade by grade the two sets
+    # score the same, so the matched ratio is 1 while the plain ratio of means is far below 1.
     training = EvaluationResult({"warmer": score("warmer", {"slight": (44.0, 9), "strong": (30.0, 1)})})
     held_out = EvaluationResult({"warmer": score("warmer", {"slight": (44.0, 1), "strong": (30.0, 3)})})
 
@@ -34,7 +34,7 @@ def test_wording_ratio_weights_training_scores_by_held_out_grades():
     assert ratio["training_psnr_grade_matched"] == pytest.approx(33.5)
 
 
-def test_wording_ratio_averages_families_and_skips_unmatched_grades():
+def test_wording_ratio_skips_unmatched_grades():
     training = EvaluationResult(
         {
             "warmer": score("warmer", {"normal": (40.0, 4)}),
@@ -58,7 +58,7 @@ def test_wording_ratio_averages_families_and_skips_unmatched_grades():
         wording_ratio(EvaluationResult({"night": held_out.families["night"]}), training)
 
 
-def test_evaluate_records_grades_and_round_trips_through_json():
+def test_evaluate_records_grades():
     photo = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0))
 
     result = evaluate(lambda image, instruction, seed: image, [photo], ["brighter"], split="eval")

@@ -130,7 +130,7 @@ def test_layer_gain_for_unknown_layer_rejected():
         make_generator(layer_gains={"nowhere": 2.0})
 
 
-def test_position_bias_starts_as_no_op_and_sets_a_shared_part(tmp_path):
+def test_position_bias_starts_as_no_op(tmp_path):
     plain, biased = make_generator(), make_generator(position_bias=True)
     biased.load_state_dict(plain.state_dict(), strict=False)
     cond = torch.randn(2, 4, 16)

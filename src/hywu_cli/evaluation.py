@@ -203,8 +203,9 @@ def evaluate(
                 seed = 1000 * photo_index + phrasing_index
                 target = apply_edit(family, photo, GRADE_STRENGTH[phrasing.grade], [seed])
                 output = edit_function(photo, phrasing.text, seed)
-                values["psnr"].append(psnr(output, target))
-                by_grade.setdefault(phrasing.grade, []).append(values["psnr"][-1])
+                score = psnr(output, target)
+                values["psnr"].append(score)
+                by_grade.setdefault(phrasing.grade, []).append(score)
                 values["ssim"].append(ssim(output, target))
                 if stochastic:
                     low, texture = overlay_metrics(output, target)

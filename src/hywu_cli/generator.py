@@ -237,9 +237,10 @@ class ParameterGeneratorNetwork(nn.Module):
         self.register_buffer("b_gain", b_gain, persistent=False)
         self.register_buffer("valid_mask", self.layout.valid_mask(), persistent=False)
         self.register_buffer("b_mask", self.layout.factor_mask(), persistent=False)
-        positions = int(self.valid_mask.sum()) * rank
-        # (real_positions, token_dim), or None
-        self.bias_tokens = nn.Parameter(torch.zeros(positions, token_dim)) if position_bias else None
+        # One row per real grid position, (real_positions, token_dim); None without a position bias.
+        self.register_parameter("bias_tokens", None)
+        if position_bias:
+            self.bias_tokens = nn.Parameter(torch.zeros(int(self.valid_mask.sum()) * rank, token_dim))
 
     @property
     def scaling(self) -> float:

@@ -184,8 +184,8 @@ def reading_ids(table: PhrasingTable) -> torch.Tensor:
 # Shared loop pieces
 
 
-# Smallest L1 error a sample is weighted by in the balanced loss (an L1 error of 0.003 is roughly 45-50 dB PSNR),
-# so that a nearly perfect sample cannot take over the batch.
+# Smallest L1 error a sample is weighted by in the balanced loss, so that a nearly perfect sample cannot take over
+# the batch. An L1 error of 0.003 is about 45-50 dB PSNR, depending on how the error is spread (an estimate).
 BALANCE_FLOOR = 0.003
 
 
@@ -235,7 +235,7 @@ def collect_photo_paths(config: TrainConfig) -> list[Path]:
 
     if not config.photos.exists() and not config.extra_photos:
         raise SystemExit(
-            f"--photos {config.photos} does not exist; build it with `python -m hywu_cli.photos --out {config.photos}` "
+            f"--photos {config.photos} not found; build it with `python -m hywu_cli.photos --out {config.photos}` "
             "or pass --extra-photos DIR with your own photos"
         )
     paths = list_photos(config.photos, "train") if config.photos.exists() else []
@@ -446,30 +446,33 @@ def all_families_spec(config: TrainConfig, name: str, peak_lr: float) -> StageSp
     return StageSpec(name, config.generator_steps, peak_lr, config.batch_size, families, 0.5, config.canonical_share)
 
 
-def load_condition_encoder_weights(condition_encoder: ConditionEncoder, folder: Path) -> None:
-    """Load a trained condition encoder's weights. A reading embedding missing from them keeps its zero start."""
-    missing, unexpected = condition_encoder.load_state_dict(
-        ConditionEncoder.from_pretrained(folder).state_dict(), strict=False
-    )
-    missing = [key for key in missing if not key.startswith(("family_embed.", "grade_embed."))]
+def load_continued_weights(module: nn.Module, trained: nn.Module, folder: Path, new_keys: tuple[str, ...]) -> None:
+    """Load the weights of `trained` (read from `folder`) into `module`.
+
+    Parameters whose names start with one of `new_keys` may be missing from `trained`: they are settings that
+    the continued run adds, and they keep their zero start. Any other difference raises SystemExit.
+    """
+    missing, unexpected = module.load_state_dict(trained.state_dict(), strict=False)
+    missing = [key for key in missing if not key.startswith(new_keys)]
     if missing or unexpected:
         raise SystemExit(
-            f"cannot continue from the condition encoder in {folder}: missing weights {missing}, unexpected weights "
-            f"{unexpected}. Continue from a run with the same condition encoder settings, or drop --init-from"
+            f"cannot continue from the {type(module).__name__} in {folder}: missing weights {missing}, unexpected "
+            f"weights {unexpected}. Continue from a run with the same settings, or drop --init-from"
         )
+
+
+def load_condition_encoder_weights(condition_encoder: ConditionEncoder, folder: Path) -> None:
+    """Load a trained condition encoder's weights. A reading embedding missing from them keeps its zero start."""
+    trained = ConditionEncoder.from_pretrained(folder)
+    load_continued_weights(condition_encoder, trained, folder, ("family_embed.", "grade_embed."))
 
 
 def load_generator_weights(generator: ParameterGenerator, folder: Path) -> None:
     """Load a trained generator's weights. A position bias missing from them keeps its zero start."""
-    missing, unexpected = generator.load_state_dict(ParameterGenerator.from_pretrained(folder).state_dict(), strict=False)
-    missing = [key for key in missing if key != "bias_tokens"]
-    if unexpected == ["bias_tokens"] and not missing:
+    trained = ParameterGenerator.from_pretrained(folder)
+    if trained.bias_tokens is not None and generator.bias_tokens is None:
         raise SystemExit(f"the generator in {folder} has a position bias; continue from it with --position-bias")
-    if missing or unexpected:
-        raise SystemExit(
-            f"cannot continue from the generator in {folder}: missing weights {missing}, unexpected weights "
-            f"{unexpected}. Continue from a run with the same generator settings, or drop --init-from"
-        )
+    load_continued_weights(generator, trained, folder, ("bias_tokens",))
 
 
 def train_generator(context: TrainingContext, editor_dir: Path) -> None:
@@ -590,8 +593,9 @@ def _resume(accelerator, checkpoint: Path) -> int:
         try:
             accelerator.load_state(str(checkpoint))
         except RuntimeError as error:
+            first_line = str(error).splitlines()[0]
             raise SystemExit(
-                f"cannot resume from {checkpoint}: it was written with other settings ({str(error).splitlines()[0]}). "
+                f"cannot resume from {checkpoint}: it was written with other settings ({first_line}). "
                 "Rerun with the options of the interrupted run, or delete that folder to start the stage again"
             ) from error
         logger.info("resumed from %s at step %d", checkpoint, progress["step"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -86,9 +87,8 @@ def evaluate_model(
         pipe.literal = literal
         if reference is not None:
             reads = pipe.reader is not None and not literal
-            check_training_scores(
-                reference, training_scores, family_list, len(photo_paths), reads, pipe.model_dir, reporter
-            )
+            run = ScoringRun(["base", *found, "hywu"], family_list, len(photo_paths), reads, pipe.model_dir)
+            check_training_scores(reference, training_scores, run, reporter)
         if pipe.reader is None or literal:
             reporter.notice("instruction reader off: every method reads the instructions as written")
         reporter.notice(f"scoring {', '.join(['base', *found, 'hywu'])} on {len(photo_paths)} photos ({split} phrasings)")
@@ -139,7 +139,8 @@ def load_training_scores(path: Path | None, split: str) -> dict | None:
         return None
     if split == "train":
         raise typer.BadParameter(
-            "compare held-out phrasings with training ones: drop --phrasings train", param_hint="'--training-scores'"
+            "compare held-out phrasings with training phrasings: drop --phrasings train",
+            param_hint="'--training-scores'",
         )
     try:
         payload = json.loads(path.read_text())
@@ -154,44 +155,60 @@ def load_training_scores(path: Path | None, split: str) -> dict | None:
         raise HywuError(f"--training-scores {path} is not a `hywu eval --json-file` report")
     if summary.get("phrasings") != "train":
         raise HywuError(
-            f"--training-scores {path} scores {summary.get('phrasings')} phrasings, not training ones; write one with "
-            f"`hywu eval --phrasings train --json-file {path}`"
+            f"--training-scores {path} contains scores of {summary.get('phrasings')} phrasings, not training "
+            f"phrasings; write one with `hywu eval --phrasings train --json-file {path}`"
         )
     return payload
 
 
-def plural(count, noun: str) -> str:
+@dataclass(frozen=True)
+class ScoringRun:
+    """Settings of this `hywu eval` run that training scores must share to be compared with it."""
+
+    methods: list[str]
+    families: list[str] | None
+    photos: int
+    reads: bool
+    model_dir: Path
+
+
+def count_of(count: object, noun: str) -> str:
+    """Return "1 photo" or "2 photos"."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def check_training_scores(
-    reference: dict, path: Path, families: list[str] | None, photos: int, reads: bool, model_dir: Path, reporter
-) -> None:
-    """Reject training scores that cannot be compared with this run: other families, photo count or reader mode."""
+def check_training_scores(reference: dict, path: Path, run: ScoringRun, reporter: _common.Reporter) -> None:
+    """Reject training scores that cannot be compared with `run`: other methods, families, photos or reader mode."""
     from hywu_cli.phrasings import FAMILY_PHRASINGS
 
     summary = reference["summary"]
-    methods = [method for method in reference["methods"].values() if isinstance(method, dict)]
-    scored = {family for method in methods for family in method.get("families", {})}
-    missing = [family for family in families or FAMILY_PHRASINGS if family not in scored]
+    methods = {name: method for name, method in reference["methods"].items() if isinstance(method, dict)}
+    if not set(methods) & set(run.methods):
+        raise HywuError(f"--training-scores {path} contains none of the methods scored here ({', '.join(run.methods)})")
+
+    scored = {family for method in methods.values() for family in method.get("families", {})}
+    missing = [family for family in run.families or FAMILY_PHRASINGS if family not in scored]
     if missing:
         raise HywuError(
             f"--training-scores {path} has no scores for {', '.join(missing)}; score them with "
             f"`hywu eval --phrasings train --families {','.join(missing)}` or leave them out with --families"
         )
-    if summary.get("photos") != photos:
+
+    if summary.get("photos") != run.photos:
         raise HywuError(
-            f"--training-scores {path} was scored on {plural(summary.get('photos'), 'photo')} and this run uses "
-            f"{plural(photos, 'photo')}; score both on the same photos"
+            f"--training-scores {path} was scored on {count_of(summary.get('photos'), 'photo')} and this run uses "
+            f"{count_of(run.photos, 'photo')}; score both on the same photos"
         )
-    if summary.get("instruction_reader") != reads:
+
+    if summary.get("instruction_reader") != run.reads:
         mode = "with" if summary.get("instruction_reader") else "without"
         raise HywuError(
             f"--training-scores {path} was scored {mode} the instruction reader; "
-            f"{'drop' if reads else 'add'} --literal when writing it, or {'add' if reads else 'drop'} it here"
+            f"{'drop' if run.reads else 'add'} --literal when writing it, or {'add' if run.reads else 'drop'} it here"
         )
-    if str(reference.get("model")) != str(model_dir):
-        reporter.warning(f"--training-scores {path} scored the model in {reference.get('model')}, not {model_dir}")
+
+    if str(reference.get("model")) != str(run.model_dir):
+        reporter.warning(f"--training-scores {path} scored the model in {reference.get('model')}, not {run.model_dir}")
 
 
 def wording_ratios(results: dict, reference: dict, path: Path) -> dict:
@@ -200,16 +217,15 @@ def wording_ratios(results: dict, reference: dict, path: Path) -> dict:
 
     ratios = {}
     for name, result in results.items():
-        if name in reference:
-            try:
-                ratios[name] = wording_ratio(result, EvaluationResult.from_dict(reference[name]))
-            except (KeyError, TypeError, ValueError) as error:
-                raise HywuError(
-                    f"--training-scores {path}: cannot read the scores of {name} ({type(error).__name__}); rewrite "
-                    "the file with `hywu eval --phrasings train --json-file`"
-                ) from error
-    if not ratios:
-        raise HywuError(f"--training-scores {path} scores none of the methods scored here ({', '.join(results)})")
+        if name not in reference:
+            continue
+        try:
+            ratios[name] = wording_ratio(result, EvaluationResult.from_dict(reference[name]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise HywuError(
+                f"--training-scores {path}: invalid scores for {name} ({type(error).__name__}); rewrite the file "
+                "with `hywu eval --phrasings train --json-file`"
+            ) from error
     return ratios
 
 
