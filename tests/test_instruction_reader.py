@@ -12,6 +12,7 @@ from hywu_cli.instruction_reader import (
     accuracy,
     canonical_phrasing,
     held_out_examples,
+    leave_one_writer_out,
     train_reader,
     training_examples,
     undo_examples,
@@ -54,12 +55,42 @@ def test_untrained_reader_pools_like_encoder(text_encoder):
     reader.init_from_text_encoder(text_encoder)
 
     states, mask = text_encoder.encode_layers(texts, reader.hparams.shared_layers)
-    pooled = reader.pool(states, mask)
+    pooled = reader.members[0].pool(states, mask)
     encoded = text_encoder.encode(texts)
     weights = encoded.token_mask.unsqueeze(-1).float()
     expected = (encoded.token_states * weights).sum(1) / weights.sum(1)
 
     assert torch.allclose(pooled, expected, atol=1e-5)
+
+
+def test_ensemble_averages_member_probabilities(text_encoder):
+    torch.manual_seed(0)
+    reader = InstructionReaderNetwork(ensemble_size=2)
+    reader.init_from_text_encoder(text_encoder)
+    for member in reader.members:
+        torch.nn.init.normal_(member.family_head.weight, std=0.5)
+        torch.nn.init.normal_(member.grade_head.weight, std=0.5)
+    states, mask = text_encoder.encode_layers(["add a vignette", "make it a lot warmer please"], 4)
+
+    family, grade = reader(states, mask)
+    outputs = [member(states, mask) for member in reader.members]
+
+    expected_family = sum(f.softmax(-1) for f, _ in outputs) / 2
+    expected_grade = sum(g.softmax(-1) for _, g in outputs) / 2
+    assert torch.allclose(family.exp(), expected_family, atol=1e-6)
+    assert torch.allclose(grade.exp(), expected_grade, atol=1e-6)
+    assert not torch.allclose(outputs[0][0].softmax(-1), outputs[1][0].softmax(-1))
+
+
+def test_leave_one_writer_out_members():
+    from hywu_cli.phrasings_writers import WRITERS
+
+    subsets = leave_one_writer_out()
+
+    assert len(subsets) == len(WRITERS)
+    for left_out, writers in zip(WRITERS, subsets):
+        assert left_out not in writers
+        assert len(writers) == len(WRITERS) - 1
 
 
 def test_canonical_phrasings_in_training_set():
@@ -83,13 +114,19 @@ def test_undo_examples_map_to_opposites():
 
 
 def test_short_training_learns_phrasings(text_encoder):
-    examples = training_examples(0, ())
+    examples = training_examples(0, (), writers=())
     reader = InstructionReaderNetwork()
     reader.init_from_text_encoder(text_encoder)
     before = accuracy(reader, text_encoder, examples)
 
     trained, _ = train_reader(
-        text_encoder, steps=60, batch_size=32, composed_per_family=0, undo_per_family=0, evaluate=False
+        text_encoder,
+        steps=60,
+        batch_size=32,
+        composed_per_family=0,
+        undo_per_family=0,
+        evaluate=False,
+        member_writers=[()],
     )
     after = accuracy(trained, text_encoder, examples)
 
@@ -111,13 +148,14 @@ def test_saved_reader_loads_equal(text_encoder, tmp_path):
 
 
 def test_reader_held_out_accuracy(shipped_reader, text_encoder):
-    """Guard against a broken reader; the model card gives the measured values (0.86 and 0.97)."""
+    """Guard against a broken reader; the model card gives the measured values (family 0.90 and 0.98)."""
     eval_scores = accuracy(shipped_reader, text_encoder, held_out_examples("eval"))
     blind_scores = accuracy(shipped_reader, text_encoder, held_out_examples("blind"))
 
-    assert eval_scores["family"] >= 0.8
-    assert eval_scores["family_and_grade"] >= 0.65
-    assert blind_scores["family"] >= 0.9
+    assert shipped_reader.hparams.ensemble_size == 3
+    assert eval_scores["family"] >= 0.88
+    assert eval_scores["family_and_grade"] >= 0.8
+    assert blind_scores["family"] >= 0.96
 
 
 def test_reader_graded_wording(shipped_reader, text_encoder):
@@ -157,3 +195,13 @@ def test_pipeline_literal_and_no_reader(tmp_path):
     without = load_pipeline(copy, device="cpu")
     assert without.reader is None
     assert without.read_instructions(["make it much darker"])[0].text == "make it much darker"
+
+
+def test_examples_include_writers():
+    from hywu_cli.phrasings_writers import reader_phrasings
+
+    plain = training_examples(0, (), writers=())
+    full = training_examples(0, ())
+
+    assert len(full.texts) - len(plain.texts) == sum(len(reader_phrasings(f)) for f in FAMILY_PHRASINGS)
+    assert set(plain.texts) < set(full.texts)

@@ -58,3 +58,26 @@ def test_blind_split_skips_training_wording():
     assert not blind & evaluation
     assert blind <= held_out_texts()
     assert all(len(phrasings_for(family, "blind")) >= 3 for family in FAMILY_PHRASINGS)
+
+
+def test_writers_cover_families_and_grades():
+    from hywu_cli.phrasings_writers import FOURTH_WRITER, SECOND_WRITER, THIRD_WRITER, reader_phrasings
+
+    for writer in (SECOND_WRITER, THIRD_WRITER, FOURTH_WRITER):
+        assert set(writer) == set(FAMILY_PHRASINGS)
+    for family in FAMILY_PHRASINGS:
+        grades = Counter(p.grade for p in reader_phrasings(family))
+        assert min(grades[grade] for grade in GRADES) >= 25, family
+
+
+def test_writers_phrasings_unseen_unambiguous():
+    from hywu_cli.phrasings_writers import reader_phrasings
+
+    owner: dict[str, str] = {}
+    for family in FAMILY_PHRASINGS:
+        for phrasing in reader_phrasings(family):
+            key = normalize_phrasing(phrasing.text)
+            assert key not in held_out_texts()
+            assert owner.setdefault(key, family) == family, f"{phrasing.text!r} is in {family} and {owner[key]}"
+    training = {normalize_phrasing(p.text): family for family, e in FAMILY_PHRASINGS.items() for p in e.train}
+    assert not {key for key, family in owner.items() if training.get(key, family) != family}

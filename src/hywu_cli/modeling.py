@@ -121,6 +121,7 @@ class InstructionReader(InstructionReaderNetwork, ModelMixin, ConfigMixin):
         heads: int = 12,
         intermediate: int = 1536,
         eps: float = 1e-12,
+        ensemble_size: int = 1,
     ) -> None:
         super().__init__(
             families=list(families),
@@ -130,4 +131,5 @@ class InstructionReader(InstructionReaderNetwork, ModelMixin, ConfigMixin):
             heads=heads,
             intermediate=intermediate,
             eps=eps,
+            ensemble_size=ensemble_size,
         )
