@@ -67,7 +67,15 @@ def test_writers_cover_families_and_grades():
         assert set(writer) == set(FAMILY_PHRASINGS)
     for family in FAMILY_PHRASINGS:
         grades = Counter(p.grade for p in reader_phrasings(family))
-        assert min(grades[grade] for grade in GRADES) >= 25, family
+        assert min(grades[grade] for grade in GRADES) >= 20, family
+
+
+def test_near_copy_of_held_out_phrasing():
+    from hywu_cli.phrasings_writers import is_near_copy
+
+    assert is_near_copy("dim it a smidge", "darker")  # held out: "dim it just a smidge"
+    assert not is_near_copy("dim it a smidge", "brighter")
+    assert not is_near_copy("lower the exposure by half a stop", "darker")
 
 
 def test_writers_phrasings_unseen_unambiguous():
@@ -81,3 +89,21 @@ def test_writers_phrasings_unseen_unambiguous():
             assert owner.setdefault(key, family) == family, f"{phrasing.text!r} is in {family} and {owner[key]}"
     training = {normalize_phrasing(p.text): family for family, e in FAMILY_PHRASINGS.items() for p in e.train}
     assert not {key for key, family in owner.items() if training.get(key, family) != family}
+
+
+def test_second_blind_set_grades_per_family():
+    from hywu_cli.phrasings_blind2 import SECOND_BLIND_TEST
+
+    assert set(SECOND_BLIND_TEST) == set(FAMILY_PHRASINGS)
+    for family, entries in SECOND_BLIND_TEST.items():
+        assert Counter(grade for _, grade in entries) == {"slight": 2, "normal": 2, "strong": 2}, family
+
+
+def test_second_blind_split_skips_reader_training():
+    from hywu_cli.evaluation import reader_training_texts
+
+    scored = {normalize_phrasing(p.text) for family in FAMILY_PHRASINGS for p in phrasings_for(family, "blind2")}
+
+    assert len(scored) >= 120
+    assert not scored & reader_training_texts()
+    assert all(len(phrasings_for(family, "blind2")) >= 3 for family in FAMILY_PHRASINGS)

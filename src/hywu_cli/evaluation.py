@@ -11,6 +11,7 @@ plain PSNR would reward that shared randomness. Their fair metric therefore has 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -156,21 +157,44 @@ def load_photos(paths: list[Path], short_side: int = EVAL_SHORT_SIDE) -> list[to
     return [load_rgb(path, short_side).float().div(255).unsqueeze(0) for path in paths]
 
 
-SPLITS = ("eval", "blind", "train")
+SPLITS = ("eval", "blind", "blind2", "train")
+
+
+@functools.cache
+def reader_training_texts() -> frozenset[str]:
+    """Return the normalised text of every sentence the instruction reader trains on: the hand-written training
+    phrasings, the other writers' phrasings and the composed ones of every family."""
+    from hywu_cli.instruction_reader import COMPOSED_PER_FAMILY
+    from hywu_cli.phrasing_grammar import compose_phrasings
+    from hywu_cli.phrasings_writers import reader_phrasings
+
+    texts = set()
+    for family, entry in FAMILY_PHRASINGS.items():
+        composed = compose_phrasings(family, COMPOSED_PER_FAMILY)
+        for phrasing in (*entry.train, *reader_phrasings(family), *composed):
+            texts.add(normalize_phrasing(phrasing.text))
+    return frozenset(texts)
 
 
 def phrasings_for(family: str, split: str) -> list[Phrasing]:
     """Return a family's phrasings of one split: "eval" (held out), "blind" (held out, written without seeing
-    the other sets) or "train".
+    the other sets), "blind2" (held out, written last, from the family descriptions alone) or "train".
 
-    The blind set was written independently, so a few of its lines equal a training phrasing. Those are left out,
-    and "blind" scores only wording the model never saw.
+    The blind sets were written independently, so a few of their lines equal a training sentence. Those are left
+    out ("blind": hand-written training phrasings; "blind2", written after the reader gained more training
+    sentences: every sentence the reader trains on), and the blind splits score only wording the model never saw.
     """
     if split == "blind":
         from hywu_cli.phrasings_blind import BLIND_TEST
 
         training = {normalize_phrasing(p.text) for p in FAMILY_PHRASINGS[family].train}
         return [Phrasing(text, grade) for text, grade in BLIND_TEST[family] if normalize_phrasing(text) not in training]
+    if split == "blind2":
+        from hywu_cli.phrasings_blind2 import SECOND_BLIND_TEST
+
+        training = reader_training_texts()
+        entries = SECOND_BLIND_TEST[family]
+        return [Phrasing(text, grade) for text, grade in entries if normalize_phrasing(text) not in training]
     if split not in SPLITS:
         raise ValueError(f"invalid phrasing split {split!r}; expected one of {', '.join(SPLITS)}")
     return list(getattr(FAMILY_PHRASINGS[family], split))

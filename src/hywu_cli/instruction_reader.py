@@ -49,6 +49,9 @@ MIN_CONFIDENCE = 0.3
 # asked to remove. The highest "none" probability of any held-out or blind in-scope phrasing is 0.20.
 NO_EDIT_CONFIDENCE = 0.8
 
+# Composed training sentences per family (`hywu_cli.phrasing_grammar`) that the reader trains on by default.
+COMPOSED_PER_FAMILY = 300
+
 
 def canonical_phrasing(family: str, grade: str) -> str:
     """Return the first hand-written training phrasing of `family` with `grade`, or of any grade if none has it."""
@@ -368,7 +371,7 @@ def train_reader(
     text_encoder: TextEncoder,
     steps: int = 1400,
     batch_size: int = 64,
-    composed_per_family: int = 300,
+    composed_per_family: int = COMPOSED_PER_FAMILY,
     undo_per_family: int = 40,
     seed: int = 0,
     evaluate: bool = True,

@@ -11,8 +11,8 @@ habits. Each writer here worked from the family descriptions and grade rules alo
 - `FOURTH_WRITER`: descriptions of the wanted result without a verb ("moonlit street, deep blue shadows"), terse
   tags and slider settings ("temp -800", "b/w 50%"), and uncommon verbs ("drain", "frost", "punch up").
 
-Only the instruction reader trains on them. `reader_phrasings` drops sentences equal to a held-out phrasing or to
-a training phrasing of `hywu_cli.phrasings`.
+Only the instruction reader trains on them. `reader_phrasings` drops sentences equal to a training phrasing of
+`hywu_cli.phrasings` and near-copies of a held-out phrasing of the same family.
 
 Plain data and the standard library only: no torch import.
 """
@@ -20,14 +20,42 @@ Plain data and the standard library only: no torch import.
 from __future__ import annotations
 
 import functools
+import re
 
 from hywu_cli.phrasings import FAMILY_PHRASINGS, GRADES, Phrasing, normalize_phrasing
 
 
+# A sentence whose set of words shares at least this share (intersection over union) with a held-out phrasing of
+# the same family counts as a near-copy of it. The writers produced some independently ("dim it a smidge" next to
+# the held-out "dim it just a smidge"), and training on them would flatter the held-out scores.
+NEAR_COPY_OVERLAP = 0.5
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(text.casefold()))
+
+
+@functools.cache
+def _held_out_word_sets(family: str) -> tuple[frozenset[str], ...]:
+    from hywu_cli.phrasings_blind import BLIND_TEST
+
+    texts = [p.text for p in FAMILY_PHRASINGS[family].eval] + [text for text, _ in BLIND_TEST[family]]
+    return tuple(_words(text) for text in texts)
+
+
+def is_near_copy(text: str, family: str) -> bool:
+    """Return whether `text` shares `NEAR_COPY_OVERLAP` of its words with a held-out phrasing of `family`."""
+    words = _words(text)
+    return any(len(words & other) >= NEAR_COPY_OVERLAP * len(words | other) for other in _held_out_word_sets(family))
+
+
 @functools.cache
 def reader_phrasings(family: str, writers: tuple[str, ...] | None = None) -> tuple[Phrasing, ...]:
-    """Return the phrasings of `family` by `writers` (names of `WRITERS`; default all), without repeats and without
-    sentences equal to a held-out or training phrasing."""
+    """Return the phrasings of `family` by `writers` (names of `WRITERS`; default all), without repeats, without
+    sentences equal to a training or held-out phrasing, and without near-copies of a held-out phrasing of the same
+    family (`is_near_copy`)."""
     from hywu_cli.phrasing_grammar import held_out_texts
 
     seen = set(held_out_texts()) | {normalize_phrasing(p.text) for p in FAMILY_PHRASINGS[family].train}
@@ -36,7 +64,7 @@ def reader_phrasings(family: str, writers: tuple[str, ...] | None = None) -> tup
         for grade in GRADES:
             for text in WRITERS[writer][family][grade]:
                 key = normalize_phrasing(text)
-                if key not in seen:
+                if key not in seen and not is_near_copy(text, family):
                     seen.add(key)
                     phrasings.append(Phrasing(text, grade))
     return tuple(phrasings)

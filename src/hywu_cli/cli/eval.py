@@ -14,7 +14,7 @@ from hywu_cli.cli._common import JsonOption, LiteralOption, ModelOption, QuietOp
 from hywu_cli.errors import HywuError
 
 
-SPLIT_HELP = "Phrasings to score: eval (held out), blind (held out, written separately) or train."
+SPLIT_HELP = "Phrasings to score: eval (held out), blind or blind2 (held out, written separately) or train."
 
 
 def evaluate_model(
