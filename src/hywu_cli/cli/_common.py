@@ -555,7 +555,8 @@ def read_instructions(
     """Set the pipeline's literal mode and report, for each instruction, which edit the reader recognised.
 
     An in-scope instruction (per `scope`) that the reader cannot match to one edit gets one warning, and with
-    `strict` it raises. Out-of-scope instructions were already reported by `check_scope`.
+    `strict` it raises. Either way its photo is not changed. Out-of-scope instructions were already reported by
+    `check_scope`.
 
     Raises:
         HywuError: `strict` is set and the reader matched an in-scope instruction to no edit.
@@ -571,24 +572,25 @@ def read_instructions(
         if reading.family is not None:
             title = FAMILY_PHRASINGS[reading.family].title
             reporter.notice(f"read {instruction!r} as: {title}, {reading.grade} (confidence {reading.confidence:.2f})")
-        elif reading.no_edit and in_scope:
-            no_edit.append(instruction)
-        elif reading.no_edit:
+        elif reading.no_edit and not in_scope:
             # `check_scope` already warned about it, so a notice is enough to state what happens to the photo.
-            reporter.notice(f"{instruction!r} matches none of the edits; its photos are left unchanged")
-        elif reads and in_scope:
+            reporter.notice(f"{instruction!r} matches none of the edits, so its photos are not changed")
+        elif reading.matches_none:
+            no_edit.append(instruction)
+        elif reads:
             unmatched.append(instruction)
     report_no_edit(pipe, no_edit, strict, reporter)
     if not unmatched:
         return readings
 
-    message = (
-        f"could not match {', '.join(repr(text) for text in unmatched)} to one of {pipe.model_name}'s edits "
-        "(it makes one edit per instruction)"
-    )
+    message = f"could not match {', '.join(repr(text) for text in unmatched)} to one of {pipe.model_name}'s edits"
     if strict:
-        raise HywuError(f"{message}; rephrase as one edit, pass --literal, or run without --strict")
-    reporter.warning(f"{message}; the model reads the words as written")
+        advice = "rephrase it as one edit (`hywu edits` lists them), pass --literal, or run without --strict"
+        raise HywuError(f"{message}; {advice}")
+    reporter.warning(
+        f"{message}, so its photos are not changed; rephrase it as one edit (`hywu edits` lists them), "
+        "or pass --literal to apply the model to the words as written"
+    )
     return readings
 
 
@@ -607,7 +609,7 @@ def report_no_edit(pipe: Any, instructions: list[str], strict: bool, reporter: R
     if strict:
         raise HywuError(f"{message}; rephrase it as one of the edits `hywu edits` lists, or run without --strict")
     reporter.warning(
-        f"{message}; its photos are left unchanged, and --literal applies the model to the words as written"
+        f"{message}, so its photos are not changed; --literal applies the model to the words as written"
     )
 
 
