@@ -1,10 +1,12 @@
 """More training phrasings for the instruction reader, by three writers who never saw the evaluation or blind-test
-phrasings.
+phrasings themselves.
 
 The writer of `hywu_cli.phrasings` also wrote its evaluation set, so those training phrasings share that writer's
-habits. Each writer here worked from the family descriptions and grade rules alone, with a different brief:
+habits. Each writer here worked from the family descriptions and grade rules, with a different brief. The briefs
+gave example cues, some taken from misread held-out and blind phrasings, so those two sets are not fully blind to
+this data; `hywu_cli.phrasings_blind2` is.
 
-- `SECOND_WRITER`: the variety of real users: jargon, idioms, complaints, questions, typos, and strength said
+- `SECOND_WRITER`: the variety of real users: jargon, idioms, complaints, questions, typos, and strength expressed
   through word choice ("the first hints of", "pitch black", "two stops") instead of "slightly" or "very";
 - `THIRD_WRITER`: complaints that imply the edit ("the shadows are crushed"), simple or non-native English in
   chat style, and longer requests with context ("this is for a christmas card");
@@ -53,9 +55,11 @@ def is_near_copy(text: str, family: str) -> bool:
 
 @functools.cache
 def reader_phrasings(family: str, writers: tuple[str, ...] | None = None) -> tuple[Phrasing, ...]:
-    """Return the phrasings of `family` by `writers` (names of `WRITERS`; default all), without repeats, without
-    sentences equal to a training or held-out phrasing, and without near-copies of a held-out phrasing of the same
-    family (`is_near_copy`)."""
+    """Return the phrasings of `family` by `writers` (names of `WRITERS`, all by default).
+
+    Repeats, sentences equal to a training or held-out phrasing, and near-copies of a held-out phrasing of the same
+    family (`is_near_copy`) are left out.
+    """
     from hywu_cli.phrasing_grammar import held_out_texts
 
     seen = set(held_out_texts()) | {normalize_phrasing(p.text) for p in FAMILY_PHRASINGS[family].train}
