@@ -162,27 +162,22 @@ SPLITS = ("eval", "blind", "blind2", "train")
 
 @functools.cache
 def reader_training_texts() -> frozenset[str]:
-    """Return the normalised text of every sentence the instruction reader trains on: the hand-written training
-    phrasings, the other writers' phrasings and the composed ones of every family."""
-    from hywu_cli.instruction_reader import COMPOSED_PER_FAMILY
-    from hywu_cli.phrasing_grammar import compose_phrasings
-    from hywu_cli.phrasings_writers import reader_phrasings
+    """Return the normalised text of every sentence the instruction reader trains on by default (all writers)."""
+    from hywu_cli.instruction_reader import COMPOSED_PER_FAMILY, UNDO_PER_FAMILY, training_examples
+    from hywu_cli.phrasings import OUT_OF_SCOPE_TRAIN
 
-    texts = set()
-    for family, entry in FAMILY_PHRASINGS.items():
-        composed = compose_phrasings(family, COMPOSED_PER_FAMILY)
-        for phrasing in (*entry.train, *reader_phrasings(family), *composed):
-            texts.add(normalize_phrasing(phrasing.text))
-    return frozenset(texts)
+    examples = training_examples(COMPOSED_PER_FAMILY, OUT_OF_SCOPE_TRAIN, UNDO_PER_FAMILY)
+    return frozenset(normalize_phrasing(text) for text in examples.texts)
 
 
 def phrasings_for(family: str, split: str) -> list[Phrasing]:
     """Return a family's phrasings of one split: "eval" (held out), "blind" (held out, written without seeing
     the other sets), "blind2" (held out, written last, from the family descriptions alone) or "train".
 
-    The blind sets were written independently, so a few of their lines equal a training sentence. Those are left
-    out ("blind": hand-written training phrasings; "blind2", written after the reader gained more training
-    sentences: every sentence the reader trains on), and the blind splits score only wording the model never saw.
+    The blind sets were written independently, so a few of their lines equal a training sentence. Those lines are
+    left out, so the blind splits score only wording the model never saw. For "blind" they are the hand-written
+    training phrasings. "blind2" was written after the reader gained more training sentences, so for it they are
+    every sentence the reader trains on.
     """
     if split == "blind":
         from hywu_cli.phrasings_blind import BLIND_TEST

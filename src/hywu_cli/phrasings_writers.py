@@ -3,8 +3,8 @@ phrasings themselves.
 
 The writer of `hywu_cli.phrasings` also wrote its evaluation set, so those training phrasings share that writer's
 habits. Each writer here worked from the family descriptions and grade rules, with a different brief. The briefs
-gave example cues, some taken from misread held-out and blind phrasings, so those two sets are not fully blind to
-this data; `hywu_cli.phrasings_blind2` is.
+gave example cues, some taken from misread held-out and blind phrasings. Those two sets are therefore not fully
+blind to this data, while `hywu_cli.phrasings_blind2` is.
 
 - `SECOND_WRITER`: the variety of real users: jargon, idioms, complaints, questions, typos, and strength expressed
   through word choice ("the first hints of", "pitch black", "two stops") instead of "slightly" or "very";

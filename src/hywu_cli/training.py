@@ -581,7 +581,7 @@ def train_instruction_reader(config: TrainConfig) -> Path:
         )
         reader = InstructionReader(**vars(network.hparams))
         reader.load_state_dict(network.state_dict())
-        # Stored as float16 to halve the three members' size; `load_network` runs them in float32.
+        # Stored as float16 to halve the size of the three members, and `load_network` runs them in float32.
         reader.to(torch.float16).save_pretrained(final)
         (final / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     state.wait_for_everyone()
