@@ -119,7 +119,9 @@ class FakePipeline:
         readings = []
         for text in instructions:
             if "warm" in text and not self.literal:
-                readings.append(InstructionReading(text, "make it warmer", "warmer", "normal", 0.9))
+                grain = (InstructionReading("add grain", "add film grain", "film_grain", "normal", 0.8),)
+                then = grain if text.endswith("and add grain") else ()
+                readings.append(InstructionReading(text, "make it warmer", "warmer", "normal", 0.9, followed_by=then))
             elif text.startswith("remove") and not self.literal:
                 readings.append(InstructionReading(text, text, None, None, 0.95, no_edit=True, matches_none=True))
             else:
@@ -695,6 +697,21 @@ def test_edit_literal_skips_reading(fake_pipe, tmp_path):
     assert data["reading"] is None
 
 
+def test_edit_reports_each_requested_edit(reader_pipe, tmp_path):
+    image = write_image(tmp_path / "photo.png")
+
+    result = invoke("edit", image, "warmer and add grain", "--json", "--save-lora", tmp_path / "adapter")
+
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.exit_code == 0, result.output
+    assert "as: Warmer, normal (confidence 0.90), then Film grain, normal (confidence 0.80)" in result.stderr
+    assert data["reading"]["family"] == "warmer"
+    assert data["reading"]["then"] == [
+        {"family": "film_grain", "grade": "normal", "confidence": 0.8, "conditioned_on": "add film grain"}
+    ]
+    assert "holds only the first of the 2 edits" in result.stderr
+
+
 def test_edit_warns_unmatched_instruction(reader_pipe, tmp_path):
     image = write_image(tmp_path / "photo.png")
 
@@ -1054,6 +1071,25 @@ def test_batch_json_summary(fake_pipe, tmp_path):
     assert data["ok"] == 1
     assert data["failed"] == 0
     assert data["manifest"].endswith("hywu-manifest.jsonl")
+
+
+def test_batch_counts_unchanged_photos_apart(reader_pipe, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_image(folder / "a.png")
+    write_image(folder / "b.png")
+    prompts = write_prompts(tmp_path / "prompts.txt", "a warm glow please", "asdf")
+
+    result = invoke("batch", folder, prompts, "--json")
+    table = invoke("batch", folder, prompts, "--overwrite")
+
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.exit_code == 0, result.output
+    assert data["ok"] == 4
+    assert data["unchanged"] == 2
+    assert table.exit_code == 0, table.output
+    assert re.search(r"edited\s*│\s*2\b", table.stderr), table.stderr
+    assert re.search(r"saved unchanged \(instruction matched no edit\)\s*│\s*2\b", table.stderr), table.stderr
 
 
 def test_batch_custom_output_dir_created(fake_pipe, tmp_path):

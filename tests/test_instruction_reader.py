@@ -173,6 +173,62 @@ def test_reader_keeps_unsupported_request(shipped_reader, text_encoder):
     assert reading.text == "replace the dog with a cat"
 
 
+@pytest.mark.parametrize(
+    ("instruction", "families"),
+    [
+        ("make it brighter and add film grain", ["brighter", "film_grain"]),
+        ("sepia + vignette", ["sepia", "vignette"]),
+        ("turn it into a cartoon and then invert it", ["cartoon", "invert"]),
+        ("black and white, then add grain", ["black_and_white", "film_grain"]),
+        ("make it black and white", ["black_and_white"]),
+        ("salt and pepper grain", ["film_grain"]),
+        ("photo is a little soft, can you make it more crisp", ["sharpen"]),
+    ],
+)
+def test_reader_compound_requests(shipped_reader, text_encoder, instruction, families):
+    (reading,) = shipped_reader.read(text_encoder, [instruction])
+    edits = reading.edits()
+
+    assert [edit.family for edit in edits] == families
+    assert edits[0].instruction == instruction
+    assert all(not edit.followed_by for edit in edits)
+
+
+def test_reader_conflicting_request_reads_one_edit(shipped_reader, text_encoder):
+    (reading,) = shipped_reader.read(text_encoder, ["brighter and darker"])
+
+    assert reading.family in {"brighter", "darker"}
+    assert reading.followed_by == ()
+
+
+def test_reader_compound_rates(shipped_reader, text_encoder):
+    """Bound the compound rules' errors: single-edit phrasings split (4 of 399 with the shipped reader) and two
+    joined phrasings of different families read as both edits in order (130 of 200)."""
+    import random
+
+    from hywu_cli.evaluation import phrasings_for
+    from hywu_cli.phrasings import CONFLICTING_PAIRS
+
+    names = list(FAMILY_PHRASINGS)
+    singles = [p.text for f in names for split in ("eval", "blind", "blind2") for p in phrasings_for(f, split)]
+    blind2 = {family: [p.text for p in phrasings_for(family, "blind2")] for family in names}
+    opposite = {first: second for pair in CONFLICTING_PAIRS for first, second in (pair, pair[::-1])}
+    rng = random.Random(0)
+    pairs = []
+    while len(pairs) < 200:
+        first, second = rng.sample(names, 2)
+        if opposite.get(first) != second:
+            joiner = rng.choice([" and ", ", ", ", then ", " plus "])
+            pairs.append((rng.choice(blind2[first]) + joiner + rng.choice(blind2[second]), [first, second]))
+
+    split = sum(bool(reading.followed_by) for reading in shipped_reader.read(text_encoder, singles))
+    readings = shipped_reader.read(text_encoder, [text for text, _ in pairs])
+    found = sum([edit.family for edit in reading.edits()] == families for reading, (_, families) in zip(readings, pairs))
+
+    assert split <= 0.02 * len(singles)
+    assert found >= 0.55 * len(pairs)
+
+
 def test_pipeline_literal_and_no_reader(tmp_path):
     from hywu_cli import load_pipeline
 

@@ -47,20 +47,22 @@ def baseline_files(folder: Path | None) -> dict[str, Path]:
 def _editor_function(pipe, editor, lora) -> EditFunction:
     """Edit with `editor` (with `lora` injected, if given), reading instructions as the pipeline does.
 
-    As in the pipeline, an instruction that the reader matches to no edit leaves the photo unchanged.
+    As in the pipeline, an instruction that the reader matches to no edit leaves the photo unchanged, and a request
+    for several edits applies them one after the other.
     """
     from hywu_cli.injection import apply_generated_lora
 
     @torch.no_grad()
     def run(image: torch.Tensor, instruction: str, seed: int) -> torch.Tensor:
-        readings = pipe.read_instructions([instruction])
-        if readings[0].no_edit:
-            return image
-        embeddings = pipe.encode_readings(readings).sentence_embeddings.to(image.dtype)
-        thumbnail = editor.make_thumbnail(image)
-        with apply_generated_lora(editor, lora):
-            operators = editor.predict_operators(thumbnail, embeddings)
-        return editor.render(image, operators, [seed])
+        for edit in pipe.read_instructions([instruction])[0].edits():
+            if edit.no_edit:
+                continue
+            embeddings = pipe.encode_readings([edit]).sentence_embeddings.to(image.dtype)
+            thumbnail = editor.make_thumbnail(image)
+            with apply_generated_lora(editor, lora):
+                operators = editor.predict_operators(thumbnail, embeddings)
+            image = editor.render(image, operators, [seed])
+        return image
 
     return run
 

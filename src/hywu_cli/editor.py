@@ -88,6 +88,9 @@ class LiteEditorNetwork(nn.Module):
         lut_nodes: nodes per axis of the colour lookup table.
         channels: widths of the four stride-2 convolutions.
         hidden: width of the global MLP.
+        smooth_spatial: blur the predicted spatial map (`ops.smooth_map`). The shipped base editor learned a map
+            whose two outer rings of cells step sharply (a vignette came out as a dark frame with a light band
+            inside it), and the blur turns that into a gradual fall-off.
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class LiteEditorNetwork(nn.Module):
         channels: tuple[int, ...] = (32, 64, 96, 128),
         hidden: int = 256,
         text_hidden: int = 128,
+        smooth_spatial: bool = True,
     ) -> None:
         super().__init__()
         self.hparams = SimpleNamespace(
@@ -107,6 +111,7 @@ class LiteEditorNetwork(nn.Module):
             channels=tuple(channels),
             hidden=hidden,
             text_hidden=text_hidden,
+            smooth_spatial=smooth_spatial,
         )
         c1, c2, c3, c4 = channels
         self.text_proj = nn.Linear(text_dim, text_hidden)
@@ -169,6 +174,8 @@ class LiteEditorNetwork(nn.Module):
         grid_coords = ops.normalized_coordinates(*local.shape[-2:], device=local.device, dtype=local.dtype)
         local = F.silu(self.spatial_conv(torch.cat([local, grid_coords.expand(batch, -1, -1, -1)], dim=1)))
         spatial = self.spatial_out(local)  # (batch, 6, size / 8, size / 8)
+        if self.hparams.smooth_spatial:
+            spatial = ops.smooth_map(spatial)
         return EditOperators(lut=lut, spatial=spatial, scalars=scalars)
 
     def render(

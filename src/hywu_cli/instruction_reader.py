@@ -25,8 +25,9 @@ import copy
 import logging
 import math
 import random
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
 import torch
@@ -49,6 +50,22 @@ MIN_CONFIDENCE = 0.3
 # probability of any held-out or blind in-scope phrasing is 0.15.
 NO_EDIT_CONFIDENCE = 0.8
 
+# A request for several edits ("brighter and warmer", "sepia, then add grain") is split where a comma, semicolon,
+# "then", "plus" or " + " joins its parts, and failing that also at "and" and " & ". The split stands only if four
+# rules hold. Every part reads as a family with at least COMPOUND_PART_CONFIDENCE. The parts name two or more
+# families and no conflicting pair. The whole instruction's own family, if it has one, is among them. The whole
+# instruction gives each of them at least COMPOUND_WHOLE_SHARE. The last two rules keep idioms and descriptive
+# clauses whole: "black and white" is not black and then white, and "full night scene, very dark" is not night and
+# then darker. `tests/test_instruction_reader.py` bounds how often single-edit held-out phrasings are split and how
+# often both edits of two joined phrasings are found.
+# NOTE: a request whose parts fail these rules still reads as one edit, and nothing warns about the others.
+COMPOUND_JOINERS = (
+    re.compile(r"\s*[,;]\s*(?:(?:and\s+)?then|and\s+also|and|also|plus)?\s+|\s+(?:and\s+then|then|plus|\+)\s+", re.I),
+    re.compile(r"\s*[,;]\s*(?:(?:and\s+)?then|and\s+also|and|also|plus)?\s+|\s+(?:and\s+then|and\s+also|then|plus|and|&|\+)\s+", re.I),
+)
+COMPOUND_PART_CONFIDENCE = 0.5
+COMPOUND_WHOLE_SHARE = 0.03
+
 # Composed training sentences (`hywu_cli.phrasing_grammar`) and complaints, negations and removals
 # (`undo_examples`) per family that the reader trains on by default.
 COMPOSED_PER_FAMILY = 300
@@ -69,6 +86,9 @@ class InstructionReading:
     fits no family, `family` and `grade` are None, `text` is the instruction itself and `no_edit` is True: the
     pipeline then leaves the photo unchanged. `matches_none` distinguishes the two cases: it is True when the reader
     is sure that no family matches (`NO_EDIT_CONFIDENCE`), as for "remove the fog".
+
+    A request for several edits ("brighter and warmer") reads as its first edit, with the readings of the other
+    parts in `followed_by`, which the pipeline applies in order to the result (see `COMPOUND_JOINERS`).
     """
 
     instruction: str
@@ -78,6 +98,11 @@ class InstructionReading:
     confidence: float
     no_edit: bool = False
     matches_none: bool = False
+    followed_by: tuple[InstructionReading, ...] = ()
+
+    def edits(self) -> tuple[InstructionReading, ...]:
+        """Return the readings to apply in order: this one without `followed_by`, then each of `followed_by`."""
+        return (replace(self, followed_by=()), *self.followed_by)
 
 
 class ReaderMember(nn.Module):
@@ -159,28 +184,75 @@ class InstructionReaderNetwork(nn.Module):
     @torch.no_grad()
     def read(self, text_encoder: TextEncoder, instructions: list[str]) -> list[InstructionReading]:
         """Read each instruction; see `InstructionReading`."""
-        # NOTE: a request for two edits ("brighter and warmer") is read as one of them, and nothing warns about the
-        # other. Training "X and Y" as "none of them" also rejected descriptive phrasings with "and" or commas.
-        states, mask = text_encoder.encode_layers(instructions, self.hparams.shared_layers)
+        probabilities, grades = self.classify(text_encoder, instructions)
+        readings = [
+            self.reading_from(instruction, family, grade)
+            for instruction, family, grade in zip(instructions, probabilities, grades)
+        ]
+        return [self.read_compound(text_encoder, reading, whole) for reading, whole in zip(readings, probabilities)]
+
+    def classify(self, text_encoder: TextEncoder, texts: list[str]) -> tuple[torch.Tensor, list[int]]:
+        """Return family probabilities (texts, families + 1) and grade indices of `texts`."""
+        states, mask = text_encoder.encode_layers(texts, self.hparams.shared_layers)
         family_logits, grade_logits = self(states.to(next(self.parameters()).dtype), mask)
-        family_probs = family_logits.float().softmax(-1)
-        grades = grade_logits.argmax(-1).tolist()
-        readings = []
-        for index, instruction in enumerate(instructions):
-            confidence, family_index = (value.item() for value in family_probs[index].max(0))
-            is_family = family_index < len(self.hparams.families)
-            if not (is_family and confidence >= MIN_CONFIDENCE):
-                # The photo stays unchanged, because the model conditioned on such words often applied the opposite
-                # edit ("-2 stops" gave a negative). --literal still conditions the model on them.
-                matches_none = not is_family and confidence >= NO_EDIT_CONFIDENCE
-                readings.append(
-                    InstructionReading(instruction, instruction, None, None, round(confidence, 3), True, matches_none)
-                )
+        return family_logits.float().softmax(-1), grade_logits.argmax(-1).tolist()
+
+    def reading_from(self, instruction: str, probabilities: torch.Tensor, grade: int) -> InstructionReading:
+        """Turn one instruction's family probabilities (families + 1) and grade index into a reading."""
+        confidence, family_index = (value.item() for value in probabilities.max(0))
+        is_family = family_index < len(self.hparams.families)
+        if not (is_family and confidence >= MIN_CONFIDENCE):
+            # The photo stays unchanged, because the model conditioned on such words often applied the opposite
+            # edit ("-2 stops" gave a negative). --literal still conditions the model on them.
+            matches_none = not is_family and confidence >= NO_EDIT_CONFIDENCE
+            return InstructionReading(instruction, instruction, None, None, round(confidence, 3), True, matches_none)
+        family = self.hparams.families[family_index]
+        text = canonical_phrasing(family, GRADES[grade])
+        return InstructionReading(instruction, text, family, GRADES[grade], round(confidence, 3))
+
+    def read_compound(
+        self, text_encoder: TextEncoder, reading: InstructionReading, whole: torch.Tensor
+    ) -> InstructionReading:
+        """Return `reading` as a request for several edits if its parts pass the rules of `COMPOUND_JOINERS`.
+
+        `whole` contains the whole instruction's family probabilities (families + 1).
+        """
+        if reading.family is None and reading.matches_none:
+            return reading
+        for joiners in COMPOUND_JOINERS:
+            parts = [part for part in joiners.split(reading.instruction) if part.strip()]
+            if len(parts) < 2:
                 continue
-            family, grade = self.hparams.families[family_index], GRADES[grades[index]]
-            text = canonical_phrasing(family, grade)
-            readings.append(InstructionReading(instruction, text, family, grade, round(confidence, 3)))
-        return readings
+            edits = self.read_parts(text_encoder, parts)
+            if edits and self.accepts_parts(reading, edits, whole):
+                first = replace(edits[0], instruction=reading.instruction)
+                return replace(first, followed_by=tuple(edits[1:]))
+        return reading
+
+    def read_parts(self, text_encoder: TextEncoder, parts: list[str]) -> list[InstructionReading]:
+        """Return one reading per distinct family of `parts`, or none if a part is not read clearly enough."""
+        probabilities, grades = self.classify(text_encoder, parts)
+        edits: list[InstructionReading] = []
+        for part, part_probabilities, grade in zip(parts, probabilities, grades):
+            edit = self.reading_from(part, part_probabilities, grade)
+            if edit.family is None or edit.confidence < COMPOUND_PART_CONFIDENCE:
+                return []
+            if edit.family not in {other.family for other in edits}:
+                edits.append(edit)
+        return edits
+
+    def accepts_parts(self, reading: InstructionReading, edits: list[InstructionReading], whole: torch.Tensor) -> bool:
+        """Return whether the part readings `edits` replace the whole instruction's `reading` (see
+        `COMPOUND_JOINERS`)."""
+        from hywu_cli.phrasings import CONFLICTING_PAIRS
+
+        families = {edit.family for edit in edits}
+        if len(families) < 2 or any(set(pair) <= families for pair in CONFLICTING_PAIRS):
+            return False
+        if reading.family is not None and reading.family not in families:
+            return False
+        index = {family: position for position, family in enumerate(self.hparams.families)}
+        return all(whole[index[family]].item() >= COMPOUND_WHOLE_SHARE for family in families)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -378,7 +450,7 @@ def leave_one_writer_out() -> list[tuple[str, ...]]:
 
 def train_reader(
     text_encoder: TextEncoder,
-    steps: int = 1400,
+    steps: int = 840,
     batch_size: int = 64,
     composed_per_family: int = COMPOSED_PER_FAMILY,
     undo_per_family: int = UNDO_PER_FAMILY,

@@ -35,6 +35,7 @@ class LiteEditor(LiteEditorNetwork, ModelMixin, ConfigMixin):
         channels: tuple[int, ...] = (32, 64, 96, 128),
         hidden: int = 256,
         text_hidden: int = 128,
+        smooth_spatial: bool = True,
     ) -> None:
         super().__init__(
             text_dim=text_dim,
@@ -43,6 +44,7 @@ class LiteEditor(LiteEditorNetwork, ModelMixin, ConfigMixin):
             channels=channels,
             hidden=hidden,
             text_hidden=text_hidden,
+            smooth_spatial=smooth_spatial,
         )
 
 

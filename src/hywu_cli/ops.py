@@ -75,6 +75,18 @@ def gaussian_blur(image: torch.Tensor, relative_sigma: float) -> torch.Tensor:
     return upsample_blocks(small, height, width, factor)
 
 
+def smooth_map(maps: torch.Tensor) -> torch.Tensor:
+    """Blur small maps (batch, channels, height, width) with a 5-tap binomial filter (1, 4, 6, 4, 1) / 16 per axis.
+
+    Edges are padded by repeating the border cells, so a constant map stays constant.
+    """
+    channels = maps.shape[1]
+    taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=maps.dtype, device=maps.device) / 16
+    padded = F.pad(maps, (2, 2, 2, 2), mode="replicate")
+    rows = F.conv2d(padded, taps.view(1, 1, 1, 5).expand(channels, 1, 1, 5), groups=channels)
+    return F.conv2d(rows, taps.view(1, 1, 5, 1).expand(channels, 1, 5, 1), groups=channels)
+
+
 def block_centre_weights(size: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (index0, index1, fraction) that linearly interpolate `size` pixels from the means of blocks of
     `factor` pixels (the last block may be partial), each block sitting at the centre of the pixels it covers."""

@@ -261,18 +261,27 @@ class HywuPipeline:
         return list(seeds) if seeds is not None else [0] * len(images)
 
     def _predict_operators(
-        self, thumbnails: torch.Tensor, instructions: list[str], strength: float, use_lora: bool
-    ) -> tuple[EditOperators, list[InstructionReading]]:
-        """Read the instructions, generate this batch's LoRA updates and predict operators with them injected.
-
-        Returns the operators and the readings; photos whose reading has `no_edit` set are returned unchanged.
-        """
-        readings = self.read_instructions(instructions)
+        self, thumbnails: torch.Tensor, readings: list[InstructionReading], strength: float, use_lora: bool
+    ) -> EditOperators:
+        """Generate this batch's LoRA updates for `readings` and predict operators with them injected."""
         encoded = self.encode_readings(readings)
         lora = self.generate_lora(thumbnails, encoded).scaled(strength) if use_lora else None
         with apply_generated_lora(self.editor, lora):
-            operators = self.editor.predict_operators(thumbnails, encoded.sentence_embeddings.to(thumbnails.dtype))
-        return operators, readings
+            return self.editor.predict_operators(thumbnails, encoded.sentence_embeddings.to(thumbnails.dtype))
+
+    @staticmethod
+    def _edit_steps(readings: list[InstructionReading]) -> list[list[tuple[int, InstructionReading]]]:
+        """Group the edits of every reading by position: step k lists (photo index, k-th edit of that photo).
+
+        Most instructions request one edit; "brighter and warmer" requests two, applied one after the other.
+        """
+        steps: list[list[tuple[int, InstructionReading]]] = []
+        for index, reading in enumerate(readings):
+            for step, edit in enumerate(reading.edits()):
+                if step == len(steps):
+                    steps.append([])
+                steps[step].append((index, edit))
+        return steps
 
     @torch.no_grad()
     def edit_tensors(
@@ -291,21 +300,21 @@ class HywuPipeline:
         """
         seeds = self._check_batch(images, instructions, strength, seeds)
         dtype = DTYPES[self.dtype]
+        results = [image.to(self.device, dtype) for image in images]
+        readings = self.read_instructions(instructions)
 
-        # 1. Make the thumbnails that the generator and the editor look at.
-        full = [image.to(self.device, dtype) for image in images]
-        thumbnails = torch.cat([self.editor.make_thumbnail(image) for image in full])
+        for step in self._edit_steps(readings):
+            # 1. Make the thumbnails that the generator and the editor look at.
+            thumbnails = torch.cat([self.editor.make_thumbnail(results[index]) for index, _ in step])
 
-        # 2. Predict operators with the generated updates injected.
-        operators, readings = self._predict_operators(thumbnails, instructions, strength, use_lora)
+            # 2. Predict operators with the generated updates injected.
+            operators = self._predict_operators(thumbnails, [edit for _, edit in step], strength, use_lora)
 
-        # 3. Render each photo at its own size; a request that matches no edit leaves its photo unchanged.
-        results = []
-        for index, image in enumerate(full):
-            if not readings[index].no_edit:
-                image = self.editor.render(image, operators.select(index), [seeds[index]])
-            results.append(image.float().cpu())
-        return results
+            # 3. Render each photo at its own size; a request that matches no edit leaves its photo unchanged.
+            for row, (index, edit) in enumerate(step):
+                if not edit.no_edit:
+                    results[index] = self.editor.render(results[index], operators.select(row), [seeds[index]])
+        return [image.float().cpu() for image in results]
 
     @torch.no_grad()
     def edit_batch(
@@ -324,27 +333,32 @@ class HywuPipeline:
         seeds = self._check_batch(images, instructions, strength, seeds)
         dtype = DTYPES[self.dtype]
         arrays = [np.asarray(prepare_image(image), dtype=np.uint8) for image in images]
+        readings = self.read_instructions(instructions)
 
-        # 1. Thumbnails with PIL's antialiased bilinear filter, which matches the torch resize used in training
-        #    to within one 8-bit level and is faster on large photos.
         size = self.editor.hparams.thumbnail_size
-        thumbnails = torch.cat(
-            [
-                pil_to_tensor(Image.fromarray(array).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0))
-                for array in arrays
-            ]
-        ).to(self.device, dtype)
+        for step in self._edit_steps(readings):
+            # 1. Thumbnails with PIL's antialiased bilinear filter, which matches the torch resize used in training
+            #    to within one 8-bit level and is faster on large photos.
+            thumbnails = torch.cat(
+                [
+                    pil_to_tensor(
+                        Image.fromarray(arrays[index]).resize(
+                            (size, size), Image.Resampling.BILINEAR, reducing_gap=3.0
+                        )
+                    )
+                    for index, _ in step
+                ]
+            ).to(self.device, dtype)
 
-        # 2. Predict operators with the generated updates injected.
-        operators, readings = self._predict_operators(thumbnails, instructions, strength, use_lora=True)
+            # 2. Predict operators with the generated updates injected.
+            operators = self._predict_operators(thumbnails, [edit for _, edit in step], strength, use_lora=True)
 
-        # 3. Render each photo at its own size; a request that matches no edit leaves its photo unchanged.
-        results = []
-        for index, array in enumerate(arrays):
-            if not readings[index].no_edit:
-                array = render_uint8(array, operators.select(index).to("cpu", torch.float32), seeds[index])
-            results.append(Image.fromarray(array, "RGB"))
-        return results
+            # 3. Render each photo at its own size; a request that matches no edit leaves its photo unchanged.
+            for row, (index, edit) in enumerate(step):
+                if not edit.no_edit:
+                    operator = operators.select(row).to("cpu", torch.float32)
+                    arrays[index] = render_uint8(arrays[index], operator, seeds[index])
+        return [Image.fromarray(array, "RGB") for array in arrays]
 
     def edit(
         self, image: Image.Image | str | Path, instruction: str, *, strength: float = 1.0, seed: int = 0
@@ -358,6 +372,7 @@ class HywuPipeline:
         """Write the LoRA update generated for (image, instruction) as a PEFT adapter for the bare editor.
 
         The editor with the adapter expects the sentence embedding of the text that `read_instructions` returns.
+        For a request of several edits ("brighter and warmer") the adapter holds the first edit's update only.
         """
         check_strength(strength)
         encoded = self.encode_for_editing([instruction])

@@ -570,8 +570,11 @@ def read_instructions(
     for instruction, reading in readings.items():
         in_scope = scope is None or scope[instruction].in_scope
         if reading.family is not None:
-            title = FAMILY_PHRASINGS[reading.family].title
-            reporter.notice(f"read {instruction!r} as: {title}, {reading.grade} (confidence {reading.confidence:.2f})")
+            edits = ", then ".join(
+                f"{FAMILY_PHRASINGS[edit.family].title}, {edit.grade} (confidence {edit.confidence:.2f})"
+                for edit in reading.edits()
+            )
+            reporter.notice(f"read {instruction!r} as: {edits}")
         elif reading.no_edit and not in_scope:
             # `check_scope` already warned about it, so a notice is enough to state what happens to the photo.
             reporter.notice(f"{instruction!r} matches none of the edits, so its photos are not changed")
@@ -623,6 +626,10 @@ def reading_record(reading: Any, literal: bool) -> dict[str, Any] | None:
         "confidence": reading.confidence,
         "conditioned_on": reading.text,
         "leaves_photo_unchanged": reading.no_edit,
+        "then": [
+            {"family": edit.family, "grade": edit.grade, "confidence": edit.confidence, "conditioned_on": edit.text}
+            for edit in reading.followed_by
+        ],
     }
 
 

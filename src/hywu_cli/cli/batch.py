@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TextIO
@@ -197,7 +197,8 @@ def batch(
                 raise typer.Exit(_common.EXIT_INTERRUPTED) from None
 
         # 5. Summarise
-        failed = print_summary(reporter, jobs, scan.rejected, output_dir, manifest_path)
+        unchanged = {text for text, reading in readings.items() if reading.no_edit and not literal}
+        failed = print_summary(reporter, jobs, scan.rejected, output_dir, manifest_path, unchanged)
         if failed:
             raise typer.Exit(_common.EXIT_FAILURE)
 
@@ -623,14 +624,21 @@ def _edit_chunk(pipe: Any, ready: Sequence[tuple[Job, LoadedImage]], *, strength
 
 
 def print_summary(
-    reporter: Reporter, jobs: Sequence[Job], rejected: Sequence[RejectedFile], output_dir: Path, manifest: Path
+    reporter: Reporter,
+    jobs: Sequence[Job],
+    rejected: Sequence[RejectedFile],
+    output_dir: Path,
+    manifest: Path,
+    unchanged_instructions: Collection[str] = (),
 ) -> int:
     """Print the summary and the result; return the number of failures (failed jobs and broken files).
 
     The counts and the table of files not edited go to stderr, or with --quiet only one line per failure. The
-    result, where the outputs and the manifest are, goes to stdout (one JSON line with --json).
+    result, where the outputs and the manifest are, goes to stdout (one JSON line with --json). Jobs whose
+    instruction is in `unchanged_instructions` saved a copy of their photo and are counted apart from the edits.
     """
     counts = {status: sum(job.status == status for job in jobs) for status in ("ok", "skipped", "failed")}
+    counts["unchanged"] = sum(job.status == "ok" and job.instruction in unchanged_instructions for job in jobs)
     broken = [item for item in rejected if item.failed]
     ignored = [item for item in rejected if not item.failed]
     failures = counts["failed"] + len(broken)
@@ -688,7 +696,9 @@ def print_summary_tables(
     table = Table(title="hywu batch summary", show_header=True)
     table.add_column("result")
     table.add_column("count", justify="right")
-    table.add_row("edited", str(counts["ok"]))
+    table.add_row("edited", str(counts["ok"] - counts["unchanged"]))
+    if counts["unchanged"]:
+        table.add_row("saved unchanged (instruction matched no edit)", str(counts["unchanged"]))
     table.add_row("kept (already existed)", str(counts["skipped"]))
     table.add_row("failed jobs", str(counts["failed"]))
     table.add_row("broken image files", str(broken))

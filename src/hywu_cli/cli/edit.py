@@ -142,6 +142,11 @@ def edit(
         if save_lora is not None:
             _common.create_output_dir(save_lora)
             lora_path = Path(pipe.save_lora(loaded.image, instruction, save_lora, strength=strength))
+            if reading.followed_by:
+                reporter.warning(
+                    f"the adapter in {lora_path} holds only the first of the {len(reading.edits())} edits that "
+                    f"{instruction!r} requests; run --save-lora once per edit to get the others"
+                )
             _common.apply_default_file_mode(
                 [lora_path / name for name in ADAPTER_FILES if (lora_path / name).is_file()]
             )
