@@ -152,7 +152,7 @@ def test_reader_held_out_accuracy(shipped_reader, text_encoder):
     eval_scores = accuracy(shipped_reader, text_encoder, held_out_examples("eval"))
     blind_scores = accuracy(shipped_reader, text_encoder, held_out_examples("blind"))
 
-    assert shipped_reader.hparams.ensemble_size == 3
+    assert shipped_reader.hparams.ensemble_size == 5
     assert eval_scores["family"] >= 0.88
     assert eval_scores["family_and_grade"] >= 0.8
     assert blind_scores["family"] >= 0.96

@@ -48,7 +48,7 @@ LICENCES = {
     "generator": "Apache-2.0; trained by the hywu authors",
     "condition_encoder": "Apache-2.0; trained by the hywu authors",
     "text_encoder": "Apache-2.0; sentence-transformers/all-MiniLM-L6-v2 converted to float16 (see text_encoder/NOTICE)",
-    "instruction_reader": "Apache-2.0; three copies of the upper two layers of all-MiniLM-L6-v2, fine-tuned by the hywu authors",
+    "instruction_reader": "Apache-2.0; copies of the upper two layers of all-MiniLM-L6-v2, one per member, fine-tuned by the hywu authors",
 }
 
 

@@ -1,20 +1,25 @@
-"""More training phrasings for the instruction reader, by three writers who never saw the evaluation or blind-test
+"""More training phrasings for the instruction reader, by five writers who never saw the evaluation or blind-test
 phrasings themselves.
 
 The writer of `hywu_cli.phrasings` also wrote its evaluation set, so those training phrasings share that writer's
 habits. Each writer here worked from the family descriptions and grade rules, with a different brief. The briefs
-gave example cues, some taken from misread held-out and blind phrasings. Those two sets are therefore not fully
-blind to this data, while `hywu_cli.phrasings_blind2` is.
+of the second, third and fourth writers gave example cues, some taken from misread held-out and blind phrasings.
+Those two sets are therefore not fully blind to their data, while `hywu_cli.phrasings_blind2` is. The fifth and
+sixth writers' briefs held no example phrasings.
 
 - `SECOND_WRITER`: the variety of real users: jargon, idioms, complaints, questions, typos, and strength expressed
   through word choice ("the first hints of", "pitch black", "two stops") instead of "slightly" or "very";
 - `THIRD_WRITER`: complaints that imply the edit ("the shadows are crushed"), simple or non-native English in
   chat style, and longer requests with context ("this is for a christmas card");
 - `FOURTH_WRITER`: descriptions of the wanted result without a verb ("moonlit street, deep blue shadows"), terse
-  tags and slider settings ("temp -800", "b/w 50%"), and uncommon verbs ("drain", "frost", "punch up").
+  tags and slider settings ("temp -800", "b/w 50%"), and uncommon verbs ("drain", "frost", "punch up");
+- `FIFTH_WRITER`: a spread of sentence forms (requests, questions, wishes, complaints, tags) and registers
+  (everyday, editing-software terms, mood words, slang), British and American spelling;
+- `SIXTH_WRITER`: twelve imagined people per family and grade, each in another situation (a client's email to a
+  retoucher, a colour-grading note, a teenager's text, a real-estate listing), with their own words.
 
 Only the instruction reader trains on them. `reader_phrasings` drops sentences equal to a training phrasing of
-`hywu_cli.phrasings` and near-copies of a held-out phrasing of the same family.
+`hywu_cli.phrasings` and near-copies of an evaluation, blind or second blind phrasing of the same family.
 
 Plain data and the standard library only: no torch import.
 """
@@ -50,7 +55,8 @@ def _held_out_word_sets(family: str) -> tuple[frozenset[str], ...]:
 
 
 def is_near_copy(text: str, family: str) -> bool:
-    """Return whether `text` shares `NEAR_COPY_OVERLAP` of its words with a held-out phrasing of `family`."""
+    """Return whether `text` shares `NEAR_COPY_OVERLAP` of its words with an evaluation, blind or second blind
+    phrasing of `family`."""
     words = _words(text)
     return any(len(words & other) >= NEAR_COPY_OVERLAP * len(words | other) for other in _held_out_word_sets(family))
 
