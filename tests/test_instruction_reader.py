@@ -180,6 +180,8 @@ def test_reader_keeps_unsupported_request(shipped_reader, text_encoder):
         ("sepia + vignette", ["sepia", "vignette"]),
         ("turn it into a cartoon and then invert it", ["cartoon", "invert"]),
         ("black and white, then add grain", ["black_and_white", "film_grain"]),
+        ("Invert the colours; sharpen it", ["invert", "sharpen"]),
+        ("invert, then invert again", ["invert"]),
         ("make it black and white", ["black_and_white"]),
         ("salt and pepper grain", ["film_grain"]),
         ("photo is a little soft, can you make it more crisp", ["sharpen"]),
@@ -194,16 +196,19 @@ def test_reader_compound_requests(shipped_reader, text_encoder, instruction, fam
     assert all(not edit.followed_by for edit in edits)
 
 
-def test_reader_conflicting_request_reads_one_edit(shipped_reader, text_encoder):
-    (reading,) = shipped_reader.read(text_encoder, ["brighter and darker"])
+@pytest.mark.parametrize("instruction", ["brighter and darker", "brighter; darker", "-2 stops, then warmer"])
+def test_reader_contradictory_request_unread(shipped_reader, text_encoder, instruction):
+    """Conflicting parts, or a whole reading that contradicts a clear part, leave the photo unchanged."""
+    (reading,) = shipped_reader.read(text_encoder, [instruction])
 
-    assert reading.family in {"brighter", "darker"}
+    assert reading.family is None
+    assert reading.no_edit
     assert reading.followed_by == ()
 
 
 def test_reader_compound_rates(shipped_reader, text_encoder):
-    """Bound the compound rules' errors: single-edit phrasings split (4 of 399 with the shipped reader) and two
-    joined phrasings of different families read as both edits in order (130 of 200)."""
+    """Bound the compound rules' errors: single-edit phrasings split (3 of 399 with the shipped reader) and two
+    joined phrasings of different families read as both edits in order (157 of 200)."""
     import random
 
     from hywu_cli.evaluation import phrasings_for
@@ -226,7 +231,7 @@ def test_reader_compound_rates(shipped_reader, text_encoder):
     found = sum([edit.family for edit in reading.edits()] == families for reading, (_, families) in zip(readings, pairs))
 
     assert split <= 0.02 * len(singles)
-    assert found >= 0.55 * len(pairs)
+    assert found >= 0.7 * len(pairs)
 
 
 def test_pipeline_literal_and_no_reader(tmp_path):

@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -96,3 +97,30 @@ def test_edges_zero_on_flat_image():
 
     assert edges.shape == (1, 1, 40, 40)
     assert edges.abs().max() < 1e-5
+
+
+def test_smooth_map_keeps_constant_and_matches_numpy():
+    torch.manual_seed(0)
+    maps = torch.randn(2, 6, 16, 16)
+    constant = torch.full((1, 3, 16, 16), 0.25)
+
+    smoothed = ops.smooth_map(maps)
+
+    taps = np.array([1, 4, 6, 4, 1], np.float64) / 16
+    padded = np.pad(maps.double().numpy(), ((0, 0), (0, 0), (2, 2), (2, 2)), mode="edge")
+    rows = sum(taps[k] * padded[..., :, k : k + 16] for k in range(5))
+    expected = sum(taps[k] * rows[..., k : k + 16, :] for k in range(5))
+    assert smoothed.shape == maps.shape
+    assert np.allclose(smoothed.double().numpy(), expected, atol=1e-6)
+    assert torch.allclose(ops.smooth_map(constant), constant)
+
+
+def test_smooth_map_softens_frame_step():
+    """A map with a dark two-cell frame, as the shipped editor predicts for a vignette, gets a gradual fall-off."""
+    frame = torch.zeros(1, 1, 16, 16)
+    frame[..., :2, :] = frame[..., -2:, :] = frame[..., :, :2] = frame[..., :, -2:] = -0.2
+
+    smoothed = ops.smooth_map(frame)[0, 0, 8]
+
+    assert smoothed[0] < smoothed[1] < smoothed[2] < smoothed[3] <= 0
+    assert (smoothed[1:4] - smoothed[0:3]).max() < (frame[0, 0, 8, 2] - frame[0, 0, 8, 1]).item()

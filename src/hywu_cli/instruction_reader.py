@@ -50,19 +50,19 @@ MIN_CONFIDENCE = 0.3
 # probability of any held-out or blind in-scope phrasing is 0.15.
 NO_EDIT_CONFIDENCE = 0.8
 
-# A request for several edits ("brighter and warmer", "sepia, then add grain") is split where a comma, semicolon,
-# "then", "plus" or " + " joins its parts, and failing that also at "and" and " & ". The split stands only if four
-# rules hold. Every part reads as a family with at least COMPOUND_PART_CONFIDENCE. The parts name two or more
-# families and no conflicting pair. The whole instruction's own family, if it has one, is among them. The whole
-# instruction gives each of them at least COMPOUND_WHOLE_SHARE. The last two rules keep idioms and descriptive
-# clauses whole: "black and white" is not black and then white, and "full night scene, very dark" is not night and
-# then darker. `tests/test_instruction_reader.py` bounds how often single-edit held-out phrasings are split and how
-# often both edits of two joined phrasings are found.
-# NOTE: a request whose parts fail these rules still reads as one edit, and nothing warns about the others.
-COMPOUND_JOINERS = (
-    re.compile(r"\s*[,;]\s*(?:(?:and\s+)?then|and\s+also|and|also|plus)?\s+|\s+(?:and\s+then|then|plus|\+)\s+", re.I),
-    re.compile(r"\s*[,;]\s*(?:(?:and\s+)?then|and\s+also|and|also|plus)?\s+|\s+(?:and\s+then|and\s+also|then|plus|and|&|\+)\s+", re.I),
+# A request for several edits ("brighter and warmer", "sepia; then add grain") is split into parts at joiners and
+# each part is read alone (`InstructionReaderNetwork.read_compound`). Firm joiners (";", "then", "also", "plus",
+# " + ") separate requests. A comma, "and" or " & " can also sit inside one request ("black and white", "full
+# night scene, very dark"), so a split there must agree with the reading of the whole instruction. The whole
+# instruction's own family, if it has one, must be among the parts' families, and the whole instruction must give
+# each of them at least COMPOUND_WHOLE_SHARE. `tests/test_instruction_reader.py` bounds how often single-edit held-out
+# phrasings are split and how often both edits of two joined phrasings are found.
+# NOTE: a long list joined by commas spreads the whole instruction's probability thin, so it may be read as one
+# edit or none ("brighter, warmer, more vivid, add grain, ..."); firm joiners avoid that.
+FIRM_JOINERS = re.compile(
+    r"\s*;\s*(?:and\s+|then\s+|also\s+)*|\s*,?\s+(?:and\s+)?(?:then|also|plus)\s+|\s+\+\s+", re.IGNORECASE
 )
+ALL_JOINERS = re.compile(FIRM_JOINERS.pattern + r"|\s*,\s*(?:and\s+)?|\s+and\s+|\s+&\s+", re.IGNORECASE)
 COMPOUND_PART_CONFIDENCE = 0.5
 COMPOUND_WHOLE_SHARE = 0.03
 
@@ -88,7 +88,7 @@ class InstructionReading:
     is sure that no family matches (`NO_EDIT_CONFIDENCE`), as for "remove the fog".
 
     A request for several edits ("brighter and warmer") reads as its first edit, with the readings of the other
-    parts in `followed_by`, which the pipeline applies in order to the result (see `COMPOUND_JOINERS`).
+    parts in `followed_by`, which the pipeline applies in order to the result (see `FIRM_JOINERS`).
     """
 
     instruction: str
@@ -213,46 +213,71 @@ class InstructionReaderNetwork(nn.Module):
     def read_compound(
         self, text_encoder: TextEncoder, reading: InstructionReading, whole: torch.Tensor
     ) -> InstructionReading:
-        """Return `reading` as a request for several edits if its parts pass the rules of `COMPOUND_JOINERS`.
+        """Return `reading` as a request for several edits, as an unread request, or unchanged.
 
-        `whole` contains the whole instruction's family probabilities (families + 1).
+        The instruction is split at `FIRM_JOINERS`, and failing that at `ALL_JOINERS`, and its parts are read alone.
+        It becomes a request for several edits when every part reads clearly (`COMPOUND_PART_CONFIDENCE`) as one of
+        two or more families that do not conflict. A split at a comma or "and" must also agree with `whole`, the
+        whole instruction's family probabilities (families + 1). The request becomes unread, so the photo stays
+        unchanged, in two cases. A firm split has a clear part, and the whole reading is none of the clear parts'
+        families ("-2 stops; warmer" read as a whole gave cooler). Or the parts conflict ("brighter and darker")
+        while the split is firm or the whole reading is unsure.
         """
         if reading.family is None and reading.matches_none:
             return reading
-        for joiners in COMPOUND_JOINERS:
+        for joiners in (FIRM_JOINERS, ALL_JOINERS):
             parts = [part for part in joiners.split(reading.instruction) if part.strip()]
             if len(parts) < 2:
                 continue
-            edits = self.read_parts(text_encoder, parts)
-            if edits and self.accepts_parts(reading, edits, whole):
+            firm = joiners is FIRM_JOINERS
+            edits, all_clear = self.read_parts(text_encoder, parts)
+            families = {edit.family for edit in edits}
+            if not all_clear:
+                if firm and reading.family is not None and reading.family not in families:
+                    return self.unread(reading)
+                continue
+            if len(families) < 2:
+                continue
+            if self.conflicts(families):
+                if firm or reading.confidence < COMPOUND_PART_CONFIDENCE:
+                    return self.unread(reading)
+                continue
+            if firm or self.whole_agrees(reading, families, whole):
                 first = replace(edits[0], instruction=reading.instruction)
                 return replace(first, followed_by=tuple(edits[1:]))
         return reading
 
-    def read_parts(self, text_encoder: TextEncoder, parts: list[str]) -> list[InstructionReading]:
-        """Return one reading per distinct family of `parts`, or none if a part is not read clearly enough."""
+    def read_parts(self, text_encoder: TextEncoder, parts: list[str]) -> tuple[list[InstructionReading], bool]:
+        """Return one reading per distinct family among the clearly read `parts`, and whether every part was."""
         probabilities, grades = self.classify(text_encoder, parts)
         edits: list[InstructionReading] = []
+        all_clear = True
         for part, part_probabilities, grade in zip(parts, probabilities, grades):
             edit = self.reading_from(part, part_probabilities, grade)
             if edit.family is None or edit.confidence < COMPOUND_PART_CONFIDENCE:
-                return []
-            if edit.family not in {other.family for other in edits}:
+                all_clear = False
+            elif edit.family not in {other.family for other in edits}:
                 edits.append(edit)
-        return edits
+        return edits, all_clear
 
-    def accepts_parts(self, reading: InstructionReading, edits: list[InstructionReading], whole: torch.Tensor) -> bool:
-        """Return whether the part readings `edits` replace the whole instruction's `reading` (see
-        `COMPOUND_JOINERS`)."""
+    @staticmethod
+    def conflicts(families: set[str | None]) -> bool:
+        """Return whether `families` contains both sides of a conflicting pair (brighter and darker)."""
         from hywu_cli.phrasings import CONFLICTING_PAIRS
 
-        families = {edit.family for edit in edits}
-        if len(families) < 2 or any(set(pair) <= families for pair in CONFLICTING_PAIRS):
-            return False
+        return any(set(pair) <= families for pair in CONFLICTING_PAIRS)
+
+    def whole_agrees(self, reading: InstructionReading, families: set[str | None], whole: torch.Tensor) -> bool:
+        """Return whether the whole instruction's reading supports a split into `families` (see `ALL_JOINERS`)."""
         if reading.family is not None and reading.family not in families:
             return False
         index = {family: position for position, family in enumerate(self.hparams.families)}
         return all(whole[index[family]].item() >= COMPOUND_WHOLE_SHARE for family in families)
+
+    @staticmethod
+    def unread(reading: InstructionReading) -> InstructionReading:
+        """Return `reading` as an instruction the reader could not read, which leaves the photo unchanged."""
+        return InstructionReading(reading.instruction, reading.instruction, None, None, reading.confidence, True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
