@@ -233,7 +233,7 @@ class InstructionReaderNetwork(nn.Module):
             edits, all_clear = self.read_parts(text_encoder, parts)
             families = {edit.family for edit in edits}
             if not all_clear:
-                if firm and reading.family is not None and reading.family not in families:
+                if firm and edits and reading.family is not None and reading.family not in families:
                     return self.unread(reading)
                 continue
             if len(families) < 2:
