@@ -723,6 +723,17 @@ def test_edit_warns_unmatched_instruction(reader_pipe, tmp_path):
     assert (tmp_path / "photo_edited.png").is_file()
 
 
+def test_edit_warns_unmatched_compound_request(reader_pipe, tmp_path):
+    image = write_image(tmp_path / "photo.png")
+
+    result = invoke("edit", image, "asdf; qwer")
+
+    assert result.exit_code == 0, result.output
+    assert "warning: could not read 'asdf; qwer' as edits applied in turn" in result.stderr
+    assert "join them with ';' or 'then'" in result.stderr
+    assert "could not match" not in result.stderr
+
+
 def test_edit_strict_rejects_unmatched_instruction(reader_pipe, tmp_path):
     image = write_image(tmp_path / "photo.png")
 

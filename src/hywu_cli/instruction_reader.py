@@ -66,6 +66,13 @@ ALL_JOINERS = re.compile(FIRM_JOINERS.pattern + r"|\s*,\s*(?:and\s+)?|\s+and\s+|
 COMPOUND_PART_CONFIDENCE = 0.5
 COMPOUND_WHOLE_SHARE = 0.03
 
+
+def request_parts(instruction: str) -> list[str]:
+    """Return the parts of `instruction` between joiners (`ALL_JOINERS`); a single request has one part."""
+    parts = [part for part in ALL_JOINERS.split(instruction) if part.strip()]
+    return parts or [instruction]
+
+
 # Composed training sentences (`hywu_cli.phrasing_grammar`) and complaints, negations and removals
 # (`undo_examples`) per family that the reader trains on by default.
 COMPOSED_PER_FAMILY = 300

@@ -586,15 +586,40 @@ def read_instructions(
     if not unmatched:
         return readings
 
-    message = f"could not match {', '.join(repr(text) for text in unmatched)} to one of {pipe.model_name}'s edits"
-    if strict:
-        advice = "rephrase it as one edit (`hywu edits` lists them), pass --literal, or run without --strict"
-        raise HywuError(f"{message}; {advice}")
-    reporter.warning(
-        f"{message}, so its photos are not changed; rephrase it as one edit (`hywu edits` lists them), "
-        "or pass --literal to apply the model to the words as written"
-    )
+    from hywu_cli.instruction_reader import request_parts
+
+    compound = [text for text in unmatched if len(request_parts(text)) > 1]
+    single = [text for text in unmatched if text not in compound]
+    if single:
+        report_unmatched(
+            f"could not match {', '.join(repr(text) for text in single)} to one of {pipe.model_name}'s edits",
+            "rephrase it as one edit (`hywu edits` lists them)",
+            strict,
+            reporter,
+        )
+    if compound:
+        report_unmatched(
+            f"could not read {', '.join(repr(text) for text in compound)} as edits applied in turn, because its "
+            "parts conflict or one of them matches no edit",
+            "ask for each edit clearly and join them with ';' or 'then' (`hywu edits` lists the edits)",
+            strict,
+            reporter,
+        )
     return readings
+
+
+def report_unmatched(message: str, advice: str, strict: bool, reporter: Reporter) -> None:
+    """Warn that the photos of unmatched instructions are not changed, or with `strict` raise.
+
+    Raises:
+        HywuError: `strict` is set.
+    """
+    if strict:
+        raise HywuError(f"{message}; {advice}, pass --literal, or run without --strict")
+    reporter.warning(
+        f"{message}, so its photos are not changed; {advice}, or pass --literal to apply the model to the words "
+        "as written"
+    )
 
 
 def report_no_edit(pipe: Any, instructions: list[str], strict: bool, reporter: Reporter) -> None:
