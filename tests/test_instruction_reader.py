@@ -196,7 +196,9 @@ def test_reader_compound_requests(shipped_reader, text_encoder, instruction, fam
     assert all(not edit.followed_by for edit in edits)
 
 
-@pytest.mark.parametrize("instruction", ["brighter and darker", "brighter; darker", "-2 stops, then warmer"])
+@pytest.mark.parametrize(
+    "instruction", ["brighter and darker", "warmer and cooler", "brighter; darker", "-2 stops, then warmer"]
+)
 def test_reader_contradictory_request_unread(shipped_reader, text_encoder, instruction):
     """Conflicting parts, or a whole reading that contradicts a clear part, leave the photo unchanged."""
     (reading,) = shipped_reader.read(text_encoder, [instruction])

@@ -58,13 +58,15 @@ NO_EDIT_CONFIDENCE = 0.8
 # each of them at least COMPOUND_WHOLE_SHARE. `tests/test_instruction_reader.py` bounds how often single-edit held-out
 # phrasings are split and how often both edits of two joined phrasings are found.
 # NOTE: a long list joined by commas spreads the whole instruction's probability thin, so it may be read as one
-# edit or none ("brighter, warmer, more vivid, add grain, ..."); firm joiners avoid that.
+# edit or none ("brighter, warmer, more vivid, add grain, ..."). Firm joiners avoid that.
 FIRM_JOINERS = re.compile(
     r"\s*;\s*(?:and\s+|then\s+|also\s+)*|\s*,?\s+(?:and\s+)?(?:then|also|plus)\s+|\s+\+\s+", re.IGNORECASE
 )
 ALL_JOINERS = re.compile(FIRM_JOINERS.pattern + r"|\s*,\s*(?:and\s+)?|\s+and\s+|\s+&\s+", re.IGNORECASE)
 COMPOUND_PART_CONFIDENCE = 0.5
 COMPOUND_WHOLE_SHARE = 0.03
+# Conflicting parts of at most this many words each leave the photo unchanged, whatever the whole reading is.
+SHORT_PART_WORDS = 3
 
 
 def request_parts(instruction: str) -> list[str]:
@@ -228,7 +230,7 @@ class InstructionReaderNetwork(nn.Module):
         whole instruction's family probabilities (families + 1). The request becomes unread, so the photo stays
         unchanged, in two cases. A firm split has a clear part, and the whole reading is none of the clear parts'
         families ("-2 stops; warmer" read as a whole gave cooler). Or the parts conflict ("brighter and darker")
-        while the split is firm or the whole reading is unsure.
+        while the split is firm, every part is short (`SHORT_PART_WORDS`) or the whole reading is unsure.
         """
         if reading.family is None and reading.matches_none:
             return reading
@@ -246,7 +248,10 @@ class InstructionReaderNetwork(nn.Module):
             if len(families) < 2:
                 continue
             if self.conflicts(families):
-                if firm or reading.confidence < COMPOUND_PART_CONFIDENCE:
+                # Short parts are requests of their own ("warmer and cooler"), while a long one may be a complaint
+                # that the other part answers ("photo is a little soft, can you make it more crisp").
+                short = all(len(part.split()) <= SHORT_PART_WORDS for part in parts)
+                if firm or short or reading.confidence < COMPOUND_PART_CONFIDENCE:
                     return self.unread(reading)
                 continue
             if firm or self.whole_agrees(reading, families, whole):
