@@ -99,7 +99,7 @@ def test_edges_zero_on_flat_image():
     assert edges.abs().max() < 1e-5
 
 
-def test_smooth_map_keeps_constant_and_matches_numpy():
+def test_smooth_map_matches_numpy_reference():
     torch.manual_seed(0)
     maps = torch.randn(2, 6, 16, 16)
     constant = torch.full((1, 3, 16, 16), 0.25)

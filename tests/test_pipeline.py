@@ -222,7 +222,7 @@ def test_compound_request_applies_edits_in_order(pipe, photos):
     assert compound.mean() > grain_only.mean() + 0.02
 
 
-def test_compound_request_in_batch_matches_single(pipe, photos):
+def test_compound_batch_matches_single(pipe, photos):
     instructions = ["sepia + vignette", "make it snowy"]
 
     batch = pipe.edit_batch(photos, instructions, seeds=[1, 2])

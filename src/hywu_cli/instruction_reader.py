@@ -47,7 +47,7 @@ MIN_CONFIDENCE = 0.3
 
 # At this probability of "none of them" the reader is sure that no family matches ("remove the fog", "replace the
 # dog with a cat"): read as written, such requests applied the very effect they asked to remove. The highest "none"
-# probability of any held-out or blind in-scope phrasing is 0.15.
+# probability of any held-out or blind in-scope phrasing is 0.18.
 NO_EDIT_CONFIDENCE = 0.8
 
 # A request for several edits ("brighter and warmer", "sepia; then add grain") is split into parts at joiners and
@@ -69,9 +69,9 @@ COMPOUND_WHOLE_SHARE = 0.03
 SHORT_PART_WORDS = 3
 
 
-def request_parts(instruction: str) -> list[str]:
-    """Return the parts of `instruction` between joiners (`ALL_JOINERS`); a single request has one part."""
-    parts = [part for part in ALL_JOINERS.split(instruction) if part.strip()]
+def request_parts(instruction: str, joiners: re.Pattern[str] = ALL_JOINERS) -> list[str]:
+    """Return the non-empty parts of `instruction` between `joiners`, or the instruction alone if it has none."""
+    parts = [part for part in joiners.split(instruction) if part.strip()]
     return parts or [instruction]
 
 
@@ -228,14 +228,14 @@ class InstructionReaderNetwork(nn.Module):
         It becomes a request for several edits when every part reads clearly (`COMPOUND_PART_CONFIDENCE`) as one of
         two or more families that do not conflict. A split at a comma or "and" must also agree with `whole`, the
         whole instruction's family probabilities (families + 1). The request becomes unread, so the photo stays
-        unchanged, in two cases. A firm split has a clear part, and the whole reading is none of the clear parts'
-        families ("-2 stops; warmer" read as a whole gave cooler). Or the parts conflict ("brighter and darker")
+        unchanged, in two cases. A firm split has a clear part, and the whole reading matches no clear part's family
+        ("-2 stops; warmer" read as a whole gave cooler). Or the parts conflict ("brighter and darker")
         while the split is firm, every part is short (`SHORT_PART_WORDS`) or the whole reading is unsure.
         """
         if reading.family is None and reading.matches_none:
             return reading
         for joiners in (FIRM_JOINERS, ALL_JOINERS):
-            parts = [part for part in joiners.split(reading.instruction) if part.strip()]
+            parts = request_parts(reading.instruction, joiners)
             if len(parts) < 2:
                 continue
             firm = joiners is FIRM_JOINERS
@@ -248,8 +248,8 @@ class InstructionReaderNetwork(nn.Module):
             if len(families) < 2:
                 continue
             if self.conflicts(families):
-                # Short parts are requests of their own ("warmer and cooler"), while a long one may be a complaint
-                # that the other part answers ("photo is a little soft, can you make it more crisp").
+                # Short parts are requests of their own ("warmer and cooler"). A long one may be a complaint that the
+                # other part resolves ("photo is a little soft, can you make it more crisp").
                 short = all(len(part.split()) <= SHORT_PART_WORDS for part in parts)
                 if firm or short or reading.confidence < COMPOUND_PART_CONFIDENCE:
                     return self.unread(reading)
@@ -275,9 +275,8 @@ class InstructionReaderNetwork(nn.Module):
     @staticmethod
     def conflicts(families: set[str | None]) -> bool:
         """Return whether `families` contains both sides of a conflicting pair (brighter and darker)."""
-        from hywu_cli.phrasings import CONFLICTING_PAIRS
-
-        return any(set(pair) <= families for pair in CONFLICTING_PAIRS)
+        opposite = _opposites()
+        return any(opposite.get(family) in families for family in families if family is not None)
 
     def whole_agrees(self, reading: InstructionReading, families: set[str | None], whole: torch.Tensor) -> bool:
         """Return whether the whole instruction's reading supports a split into `families` (see `ALL_JOINERS`)."""

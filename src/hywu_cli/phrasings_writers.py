@@ -5,7 +5,7 @@ The writer of `hywu_cli.phrasings` also wrote its evaluation set, so those train
 habits. Each writer here worked from the family descriptions and grade rules, with a different brief. The briefs
 of the second, third and fourth writers gave example cues, some taken from misread held-out and blind phrasings.
 Those two sets are therefore not fully blind to their data, while `hywu_cli.phrasings_blind2` is. The fifth and
-sixth writers' briefs held no example phrasings.
+sixth writers' briefs contained no example phrasings.
 
 - `SECOND_WRITER`: the variety of real users: jargon, idioms, complaints, questions, typos, and strength expressed
   through word choice ("the first hints of", "pitch black", "two stops") instead of "slightly" or "very";
