@@ -1,6 +1,7 @@
 """The instruction reader: its link to the text encoder, training, saving, and the shipped reader's accuracy."""
 
 import json
+import random
 import shutil
 from pathlib import Path
 
@@ -11,19 +12,27 @@ from hywu_cli.instruction_reader import (
     InstructionReaderNetwork,
     accuracy,
     canonical_phrasing,
+    READER_MAX_TOKENS,
     held_out_examples,
-    leave_one_writer_out,
+    member_writer_sets,
+    misspelled,
     train_reader,
     training_examples,
     undo_examples,
 )
 from hywu_cli.network_io import load_network
 from hywu_cli.phrasings import FAMILY_PHRASINGS, GRADES
-from hywu_cli.text_encoder import TextEncoder
+from hywu_cli.text_encoder import MAX_INSTRUCTION_TOKENS, TextEncoder
+from hywu_cli.typos import keyboard_mash
 
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "weights" / "hywu-lite"
+
+# The shipped reader reads the family of 81% of the held-out phrasings right with one typing mistake in each.
+MISSPELLED_FAMILY_FLOOR = 0.78
+# Of 200 keyboard mashes, the shipped reader reads none as an edit.
+MASH_READ_MAX = 20
 
 pytestmark = pytest.mark.skipif(not (MODEL / "manifest.json").is_file(), reason="weights/hywu-lite not built yet")
 
@@ -82,15 +91,16 @@ def test_ensemble_averages_member_probabilities(text_encoder):
     assert not torch.allclose(outputs[0][0].softmax(-1), outputs[1][0].softmax(-1))
 
 
-def test_leave_one_writer_out_members():
+def test_member_writer_sets_leave_each_writer_out_once():
     from hywu_cli.phrasings_writers import WRITERS
 
-    subsets = leave_one_writer_out()
+    subsets = member_writer_sets(members=5)
 
-    assert len(subsets) == len(WRITERS)
-    for left_out, writers in zip(WRITERS, subsets):
-        assert left_out not in writers
-        assert len(writers) == len(WRITERS) - 1
+    assert len(subsets) == 5
+    for writer in WRITERS:
+        assert sum(writer not in writers for writers in subsets) == 1
+    for writers in subsets:
+        assert 1 <= len(WRITERS) - len(writers) <= -(-len(WRITERS) // 5)
 
 
 def test_canonical_phrasings_in_training_set():
@@ -156,6 +166,38 @@ def test_reader_held_out_accuracy(shipped_reader, text_encoder):
     assert eval_scores["family"] >= 0.88
     assert eval_scores["family_and_grade"] >= 0.8
     assert blind_scores["family"] >= 0.96
+
+
+def test_reader_misspelled_held_out_accuracy(shipped_reader, text_encoder):
+    """One typing mistake in every held-out phrasing; the model card gives the measured values."""
+    scores = accuracy(shipped_reader, text_encoder, misspelled(held_out_examples("eval")))
+
+    assert scores["family"] >= MISSPELLED_FAMILY_FLOOR
+
+
+def test_reader_leaves_keyboard_mash_unread(shipped_reader, text_encoder):
+    """Typo training pulls unknown letter strings toward a family; keyboard mash trains them back to none."""
+    rng = random.Random("test mash")  # another seed than the training mashes
+    mashes = [keyboard_mash(rng) for _ in range(200)]
+
+    readings = shipped_reader.read(text_encoder, mashes)
+    read = [(mash, reading.family) for mash, reading in zip(mashes, readings) if reading.family is not None]
+
+    assert len(read) <= MASH_READ_MAX, read
+
+
+def test_reader_reads_past_model_token_limit(shipped_reader, text_encoder):
+    instruction = (
+        "I am putting this picture on a slide behind a paragraph of text, and all the busy detail in the background "
+        "makes the words really hard to read, so could you please make the whole picture soft and out of focus?"
+    )
+    _, mask = text_encoder.encode_layers([instruction], 1, max_tokens=512)
+    tokens = int(mask.sum())
+
+    (reading,) = shipped_reader.read(text_encoder, [instruction])
+
+    assert MAX_INSTRUCTION_TOKENS < tokens <= READER_MAX_TOKENS
+    assert reading.family == "blur"
 
 
 def test_reader_graded_wording(shipped_reader, text_encoder):
@@ -258,6 +300,23 @@ def test_pipeline_literal_and_no_reader(tmp_path):
     without = load_pipeline(copy, device="cpu")
     assert without.reader is None
     assert without.read_instructions(["make it much darker"])[0].text == "make it much darker"
+
+
+def test_pipeline_reads_each_instruction_once(monkeypatch):
+    from hywu_cli import load_pipeline
+
+    pipe = load_pipeline(MODEL, device="cpu")
+    calls = []
+    read = pipe.reader.read
+    monkeypatch.setattr(pipe.reader, "read", lambda encoder, texts: calls.append(list(texts)) or read(encoder, texts))
+
+    first = pipe.read_instructions(["add film grain", "make it much darker", "add film grain"])
+    second = pipe.read_instructions(["make it  much darker", "sepia"])
+
+    assert calls == [["add film grain", "make it much darker"], ["sepia"]]
+    assert first[0] == first[2]
+    assert second[0] == first[1]
+    assert [reading.family for reading in second] == ["darker", "sepia"]
 
 
 def test_examples_include_writers():

@@ -27,7 +27,7 @@ from hywu_cli.editor import EditOperators, LiteEditorNetwork
 from hywu_cli.errors import HywuError, HywuWarning, ModelFilesError
 from hywu_cli.generator import GeneratedLora, ParameterGeneratorNetwork
 from hywu_cli.injection import apply_generated_lora, inject_generated_lora, save_peft_adapter
-from hywu_cli.instruction_reader import InstructionReading, InstructionReaderNetwork
+from hywu_cli.instruction_reader import READER_MAX_TOKENS, InstructionReading, InstructionReaderNetwork
 from hywu_cli.models import (
     check_model_dir,
     check_safetensors_file,
@@ -39,9 +39,13 @@ from hywu_cli.models import (
 from hywu_cli.network_io import load_network
 from hywu_cli.phrasings import FAMILY_PHRASINGS
 from hywu_cli.rendering import render_uint8
+from hywu_cli.text_encoder import MAX_INSTRUCTION_TOKENS
 
 
 logger = logging.getLogger(__name__)
+
+# The pipeline caches the readings of up to this many instructions and clears the cache when it would exceed it.
+READING_CACHE_SIZE = 4096
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -147,6 +151,8 @@ class HywuPipeline:
         self.dtype = dtype
         # True conditions the model on the instruction's own words even where the instruction reader is sure.
         self.literal = False
+        # Readings by instruction, so `hywu edit` reports a reading and then edits with it without reading twice.
+        self._readings: dict[str, InstructionReading] = {}
         self._check_files()
 
         components = self.manifest["components"]
@@ -186,11 +192,13 @@ class HywuPipeline:
 
     # -- conditioning ------------------------------------------------------------------------------------------
 
-    def encode_instructions(self, instructions: list[str]) -> EncodedInstructions:
+    def encode_instructions(
+        self, instructions: list[str], max_tokens: int = MAX_INSTRUCTION_TOKENS
+    ) -> EncodedInstructions:
         cleaned = [" ".join(text.split()) for text in instructions]
         if any(not text for text in cleaned):
             raise HywuError('instruction is empty; describe the edit, e.g. "make it snowy"')
-        return self.text_encoder.encode(cleaned)
+        return self.text_encoder.encode(cleaned, max_tokens)
 
     def read_instructions(self, instructions: list[str]) -> list[InstructionReading]:
         """Return the family and grade that each instruction requests, and the text the model is conditioned on.
@@ -203,11 +211,12 @@ class HywuPipeline:
             return readings
 
         # Empty instructions stay as written, so `encode_instructions` reports them.
-        rows = [index for index, text in enumerate(cleaned) if text]
-        if rows:
-            for index, reading in zip(rows, self.reader.read(self.text_encoder, [cleaned[i] for i in rows])):
-                readings[index] = reading
-        return readings
+        new = list(dict.fromkeys(text for text in cleaned if text and text not in self._readings))
+        if new:
+            if len(self._readings) + len(new) > READING_CACHE_SIZE:
+                self._readings.clear()
+            self._readings.update(zip(new, self.reader.read(self.text_encoder, new), strict=True))
+        return [self._readings.get(text, reading) for text, reading in zip(cleaned, readings)]
 
     def encode_for_editing(self, instructions: list[str]) -> EncodedInstructions:
         """Encode the texts the instruction reader chose (see `read_instructions`) for the generator and editor,
@@ -239,7 +248,8 @@ class HywuPipeline:
         """Compare an instruction with the training phrasings; see `ScopeReport`."""
         if self._scope_embeddings is None:
             return ScopeReport(True, 1.0, 0.0, [])
-        embedding = self.encode_instructions([instruction]).sentence_embeddings.float().cpu()[0]
+        # As many word pieces as the reader reads, so a long request gets no warning that its end is ignored.
+        embedding = self.encode_instructions([instruction], READER_MAX_TOKENS).sentence_embeddings.float().cpu()[0]
         similarity = self._scope_embeddings @ embedding  # (phrasings,)
         best: dict[str, float] = {}
         for family, value in zip(self._scope_families, similarity.tolist()):
@@ -273,11 +283,13 @@ class HywuPipeline:
     def _edit_steps(readings: list[InstructionReading]) -> list[list[tuple[int, InstructionReading]]]:
         """Group the edits of every reading by position: step k lists (photo index, k-th edit of that photo).
 
-        Most instructions request one edit; "brighter and warmer" requests two, applied one after the other.
+        Most instructions request one edit; "brighter and warmer" requests two, applied one after the other. A
+        reading that matches no edit (`no_edit`) gets no step, so its photo stays unchanged.
         """
         steps: list[list[tuple[int, InstructionReading]]] = []
         for index, reading in enumerate(readings):
-            for step, edit in enumerate(reading.edits()):
+            edits = [edit for edit in reading.edits() if not edit.no_edit]
+            for step, edit in enumerate(edits):
                 if step == len(steps):
                     steps.append([])
                 steps[step].append((index, edit))
@@ -310,10 +322,9 @@ class HywuPipeline:
             # 2. Predict operators with the generated updates injected.
             operators = self._predict_operators(thumbnails, [edit for _, edit in step], strength, use_lora)
 
-            # 3. Render each photo at its own size; a request that matches no edit leaves its photo unchanged.
-            for row, (index, edit) in enumerate(step):
-                if not edit.no_edit:
-                    results[index] = self.editor.render(results[index], operators.select(row), [seeds[index]])
+            # 3. Render each photo at its own size.
+            for row, (index, _) in enumerate(step):
+                results[index] = self.editor.render(results[index], operators.select(row), [seeds[index]])
         return [image.float().cpu() for image in results]
 
     @torch.no_grad()
@@ -353,11 +364,10 @@ class HywuPipeline:
             # 2. Predict operators with the generated updates injected.
             operators = self._predict_operators(thumbnails, [edit for _, edit in step], strength, use_lora=True)
 
-            # 3. Render each photo at its own size; a request that matches no edit leaves its photo unchanged.
-            for row, (index, edit) in enumerate(step):
-                if not edit.no_edit:
-                    operator = operators.select(row).to("cpu", torch.float32)
-                    arrays[index] = render_uint8(arrays[index], operator, seeds[index])
+            # 3. Render each photo at its own size.
+            for row, (index, _) in enumerate(step):
+                operator = operators.select(row).to("cpu", torch.float32)
+                arrays[index] = render_uint8(arrays[index], operator, seeds[index])
         return [Image.fromarray(array, "RGB") for array in arrays]
 
     def edit(

@@ -156,7 +156,6 @@ class TextEncoder:
 
         folder = Path(folder)
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=MAX_INSTRUCTION_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         config = json.loads((folder / "config.json").read_text())
         self.model = MiniBert(config)
@@ -164,14 +163,17 @@ class TextEncoder:
         self.model.to(device).eval().requires_grad_(False)
         self.device = torch.device(device)
 
-    def _tokenize(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _tokenize(
+        self, instructions: list[str], max_tokens: int = MAX_INSTRUCTION_TOKENS
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return word-piece ids and bool mask (batch, tokens), warning about instructions that were cut off."""
+        self.tokenizer.enable_truncation(max_length=max_tokens)
         encodings = self.tokenizer.encode_batch(list(instructions))
         for text, encoding in zip(instructions, encodings):
             if encoding.overflowing:
                 dropped = " ".join(token for token in encoding.overflowing[0].tokens if not token.startswith("["))
                 warnings.warn(
-                    f"instruction {text[:60]!r} is longer than {MAX_INSTRUCTION_TOKENS} word pieces; ignored: {dropped!r}",
+                    f"instruction {text[:60]!r} is longer than {max_tokens} word pieces; ignored: {dropped!r}",
                     HywuWarning,
                     stacklevel=3,
                 )
@@ -180,16 +182,19 @@ class TextEncoder:
         return input_ids, mask
 
     @torch.no_grad()
-    def encode(self, instructions: list[str]) -> EncodedInstructions:
-        """Encode instructions; anything past `MAX_INSTRUCTION_TOKENS` word pieces is cut off."""
-        input_ids, mask = self._tokenize(instructions)
+    def encode(self, instructions: list[str], max_tokens: int = MAX_INSTRUCTION_TOKENS) -> EncodedInstructions:
+        """Encode instructions; anything past `max_tokens` word pieces is cut off."""
+        input_ids, mask = self._tokenize(instructions, max_tokens)
         states = self.model(input_ids, mask)  # (batch, tokens, 384)
         weights = mask.unsqueeze(-1).to(states.dtype)
         pooled = (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
         return EncodedInstructions(states, mask, F.normalize(pooled, dim=-1))
 
     @torch.no_grad()
-    def encode_layers(self, instructions: list[str], layers: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return token states (batch, tokens, 384) after the first `layers` layers and their bool mask."""
-        input_ids, mask = self._tokenize(instructions)
+    def encode_layers(
+        self, instructions: list[str], layers: int, max_tokens: int = MAX_INSTRUCTION_TOKENS
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return token states (batch, tokens, 384) after the first `layers` layers and their bool mask; anything
+        past `max_tokens` word pieces is cut off."""
+        input_ids, mask = self._tokenize(instructions, max_tokens)
         return self.model(input_ids, mask, layers), mask
