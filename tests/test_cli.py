@@ -719,7 +719,7 @@ def test_edit_reports_each_requested_edit(reader_pipe, tmp_path):
         (
             "asdf; qwer",
             "warning: could not read 'asdf; qwer' as edits applied in turn",
-            "join them with ';' or 'then'",
+            "leave out edits that undo each other",
             "could not match",
         ),
     ],

@@ -93,6 +93,20 @@ def test_verify_reports_each_problem(tmp_path):
     assert models.verify_model_dir(folder)[0] == "editor/config.json: missing"
 
 
+def test_quick_check_skips_edited_model_card(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "README.md").write_text("# model card\n")
+    make_model_dir(folder)
+    (folder / "README.md").write_text("# model card, with a corrected sentence\n")
+
+    models.check_model_dir(folder)  # the quick check before loading
+    problems = models.verify_model_dir(folder)
+
+    assert len(problems) == 1
+    assert problems[0].startswith("README.md: ")
+
+
 def test_verify_detects_lfs_pointer(tmp_path):
     folder = tmp_path / "m"
     make_model_dir(folder)

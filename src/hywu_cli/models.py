@@ -330,7 +330,8 @@ def verify_model_dir(folder: str | os.PathLike[str], *, check_hashes: bool = Tru
     Checks that manifest.json is valid and that every listed file exists with the listed size, is not a Git LFS
     pointer, has a readable header when it is a .safetensors file and, when `check_hashes` is True, has the
     listed SHA-256. Hashing reads every byte, so callers that only need a quick check before loading pass
-    `check_hashes=False`.
+    `check_hashes=False`; that check also skips Markdown files (the model card), which loading never reads, so an
+    edited model card does not stop the model from loading.
     """
     folder = Path(folder)
     try:
@@ -342,6 +343,8 @@ def verify_model_dir(folder: str | os.PathLike[str], *, check_hashes: bool = Tru
     for entry in manifest["files"]:
         relative = entry["path"]
         path = folder / relative
+        if not check_hashes and path.suffix == ".md":
+            continue
         if not path.is_file():
             problems.append(f"{relative}: missing")
             continue

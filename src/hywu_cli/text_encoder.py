@@ -171,7 +171,8 @@ class TextEncoder:
         encodings = self.tokenizer.encode_batch(list(instructions))
         for text, encoding in zip(instructions, encodings):
             if encoding.overflowing:
-                dropped = " ".join(token for token in encoding.overflowing[0].tokens if not token.startswith("["))
+                # Decoded back to words: the "##" word pieces would show as "ga ##rish".
+                dropped = " ".join(self.tokenizer.decode(part.ids) for part in encoding.overflowing)
                 warnings.warn(
                     f"instruction {text[:60]!r} is longer than {max_tokens} word pieces; ignored: {dropped!r}",
                     HywuWarning,

@@ -44,7 +44,7 @@ KEYBOARD_NEIGHBOURS = _keyboard_neighbours()
 
 
 def misspell_word(word: str, kind: TypoKind, rng: random.Random) -> str:
-    """Return `word` with one typing mistake of `kind`; the first letter is kept, as people rarely mistype it."""
+    """Return `word` with one typing mistake of `kind`; the first letter is kept, so the word stays recognisable."""
     if len(word) < 2:
         return word
     position = rng.randrange(1, len(word))  # index of the letter the mistake hits
@@ -70,8 +70,8 @@ def misspell_word(word: str, kind: TypoKind, rng: random.Random) -> str:
 
 def misspell(text: str, rng: random.Random, kinds: tuple[TypoKind, ...] = TYPO_KINDS) -> str:
     """Return `text` with one typing mistake, of a kind drawn from `kinds`, in one word of at least
-    `MIN_WORD_LETTERS` letters. Text without such a word, or a mistake that changes nothing ("swap" in "ll"), is
-    returned unchanged."""
+    `MIN_WORD_LETTERS` letters. Text without such a word, or a mistake that changes nothing (two equal letters
+    swapped, as in "still"), is returned unchanged."""
     words = [match for match in _LETTER_WORD.finditer(text) if len(match.group()) >= MIN_WORD_LETTERS]
     if not words:
         return text

@@ -599,9 +599,10 @@ def read_instructions(
         )
     if compound:
         report_unmatched(
-            f"could not read {', '.join(repr(text) for text in compound)} as edits applied in turn, because its "
-            "parts conflict or one of them matches no edit",
-            "ask for each edit clearly and join them with ';' or 'then' (`hywu edits` lists the edits)",
+            f"could not read {', '.join(repr(text) for text in compound)} as edits applied in turn, because two "
+            "of its parts undo each other (such as brighter and darker) or one part matches no edit",
+            "ask for each edit clearly, leave out edits that undo each other, and join the rest with ';' or 'then' "
+            "(`hywu edits` lists the edits)",
             strict,
             reporter,
         )
@@ -631,8 +632,8 @@ def report_no_edit(pipe: Any, instructions: list[str], strict: bool, reporter: R
     if not instructions:
         return
     message = (
-        f"{', '.join(repr(text) for text in instructions)} matches none of {pipe.model_name}'s edits (removing an "
-        "effect is not one of them)"
+        f"{', '.join(repr(text) for text in instructions)} matches none of {pipe.model_name}'s edits (nor does "
+        'a request to remove an effect, such as "remove the fog")'
     )
     if strict:
         raise HywuError(f"{message}; rephrase it as one of the edits `hywu edits` lists, or run without --strict")
