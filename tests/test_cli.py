@@ -1017,7 +1017,7 @@ def test_batch_sizes_and_single_load(fake_pipe, tmp_path):
     assert fake_pipe["pipe"].batch_sizes == [4, 2]
     assert len(fake_pipe["loads"]) == 1
     assert len(list((folder / "hywu-out").glob("*__*.jpg"))) == 6
-    assert "[6/6] ok" in result.stderr
+    assert "[6/6] unchanged" in result.stderr  # the fake reader matches "more contrast" to no edit
 
 
 def test_batch_manifest_records_reading(reader_pipe, tmp_path):
@@ -1104,6 +1104,8 @@ def test_batch_counts_unchanged_photos_apart(reader_pipe, tmp_path):
     assert table.exit_code == 0, table.output
     assert re.search(r"edited\s*│\s*2\b", table.stderr), table.stderr
     assert re.search(r"saved unchanged \(instruction matched no edit\)\s*│\s*2\b", table.stderr), table.stderr
+    assert re.search(r"\] unchanged a\.png: 'asdf'", table.stderr), table.stderr
+    assert re.search(r"\] ok a\.png: 'a warm glow please'", table.stderr), table.stderr
 
 
 def test_batch_custom_output_dir_created(fake_pipe, tmp_path):

@@ -175,8 +175,9 @@ def batch(
             recorder.readings = {text: _common.reading_record(reading, literal) for text, reading in readings.items()}
             for rejected in scan.rejected:
                 recorder.write_rejected(rejected)
+            unchanged = {text for text, reading in readings.items() if reading.no_edit and not literal}
             try:
-                with ProgressDisplay(reporter, total=len(jobs)) as display:
+                with ProgressDisplay(reporter, total=len(jobs), unchanged_instructions=unchanged) as display:
                     run_jobs(
                         pipe,
                         jobs,
@@ -197,7 +198,6 @@ def batch(
                 raise typer.Exit(_common.EXIT_INTERRUPTED) from None
 
         # 5. Summarise
-        unchanged = {text for text, reading in readings.items() if reading.no_edit and not literal}
         failed = print_summary(reporter, jobs, scan.rejected, output_dir, manifest_path, unchanged)
         if failed:
             raise typer.Exit(_common.EXIT_FAILURE)
@@ -449,9 +449,11 @@ class ManifestWriter:
 class ProgressDisplay:
     """Job progress on stderr: a Rich bar with ETA on a terminal, else one plain line per job; none with --quiet."""
 
-    def __init__(self, reporter: Reporter, total: int) -> None:
+    def __init__(self, reporter: Reporter, total: int, unchanged_instructions: Collection[str] = ()) -> None:
         self.reporter = reporter
         self.total = total
+        # Jobs of these instructions end "ok" with a copy of their photo; their lines say "unchanged" instead.
+        self.unchanged_instructions = unchanged_instructions
         self.done = 0
         self.console = reporter.console(stderr=True)
         self.progress = None
@@ -495,8 +497,11 @@ class ProgressDisplay:
             return
         seconds = sum(job.seconds.values())
         detail = f" ({job.error})" if job.error else ""
+        status = job.status
+        if status == "ok" and job.instruction in self.unchanged_instructions:
+            status = "unchanged"
         self.console.print(
-            f"[{self.done}/{self.total}] {job.status} {job.image.name}: {job.instruction!r} -> "
+            f"[{self.done}/{self.total}] {status} {job.image.name}: {job.instruction!r} -> "
             f"{job.output.name} {seconds:.1f}s{detail}",
             markup=False,
             soft_wrap=True,
