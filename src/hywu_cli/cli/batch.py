@@ -452,7 +452,7 @@ class ProgressDisplay:
     def __init__(self, reporter: Reporter, total: int, unchanged_instructions: Collection[str] = ()) -> None:
         self.reporter = reporter
         self.total = total
-        # Jobs of these instructions end "ok" with a copy of their photo; their lines say "unchanged" instead.
+        # Jobs of these instructions end "ok" with a copy of their photo, and their lines show "unchanged" instead.
         self.unchanged_instructions = unchanged_instructions
         self.done = 0
         self.console = reporter.console(stderr=True)
