@@ -74,11 +74,16 @@ def test_two_cpu_processes_train_every_stage(workspace):
     assert json.loads((workspace / "work" / "generator" / "progress.json").read_text())["step"] == 2
 
 
+# The resume tests leave out the reader stage: it encodes every reader sentence (about a minute on one thread), and
+# `test_two_cpu_processes_train_every_stage` already runs it.
+RESUMED_STAGES = ("--stages", "base,generator")
+
+
 def test_training_resumes_from_checkpoint(workspace):
-    run([sys.executable, "-m", "hywu_cli.training", *training_command(workspace, 2)])
+    run([sys.executable, "-m", "hywu_cli.training", *training_command(workspace, 2), *RESUMED_STAGES])
     shutil.rmtree(workspace / "work" / "generator" / "final")
 
-    result = run([sys.executable, "-m", "hywu_cli.training", *training_command(workspace, 3)])
+    result = run([sys.executable, "-m", "hywu_cli.training", *training_command(workspace, 3), *RESUMED_STAGES])
 
     assert "base editor already trained" in result.stderr
     assert "at step 2" in result.stderr
@@ -87,11 +92,12 @@ def test_training_resumes_from_checkpoint(workspace):
 
 
 def test_resume_with_other_settings_fails(workspace):
-    run([sys.executable, "-m", "hywu_cli.training", *training_command(workspace, 2), "--stages", "reader,base,generator"])
+    run([sys.executable, "-m", "hywu_cli.training", *training_command(workspace, 2), *RESUMED_STAGES])
     shutil.rmtree(workspace / "work" / "generator" / "final")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
 
-    command = [sys.executable, "-m", "hywu_cli.training", *training_command(workspace, 3), "--position-bias"]
+    command = [sys.executable, "-m", "hywu_cli.training", *training_command(workspace, 3), *RESUMED_STAGES]
+    command.append("--position-bias")
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
     assert result.returncode != 0
