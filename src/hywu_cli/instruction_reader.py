@@ -51,8 +51,8 @@ MIN_CONFIDENCE = 0.3
 NO_EDIT_CONFIDENCE = 0.8
 
 # The reader reads this many word pieces of an instruction, twice as many as the generator and the base editor take
-# (`text_encoder.MAX_INSTRUCTION_TOKENS`): a chatty request can end with the edit it asks for ("... so could you
-# blur it?"). When the reader is sure, the model sees the short canonical phrasing instead of the request.
+# (`text_encoder.MAX_INSTRUCTION_TOKENS`), because a chatty request can end with the edit it requests ("... so could
+# you blur it?"). When the reader is sure, the model sees the short canonical phrasing instead of the request.
 READER_MAX_TOKENS = 64
 
 # A request for several edits ("brighter and warmer", "sepia; then add grain") is split into parts at joiners and

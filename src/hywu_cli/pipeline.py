@@ -44,7 +44,8 @@ from hywu_cli.text_encoder import MAX_INSTRUCTION_TOKENS
 
 logger = logging.getLogger(__name__)
 
-# The pipeline caches the readings of up to this many instructions and clears the cache when it would exceed it.
+# The pipeline clears its cache of readings before new instructions would take it past this many entries (one batch
+# of more new instructions is cached whole).
 READING_CACHE_SIZE = 4096
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
