@@ -62,6 +62,44 @@ def test_orientation_6_loads_upright(tmp_path):
     assert not close_to(loaded.image.getpixel((5, 5)), RED)
 
 
+def test_upright_keeps_upright_image_and_turns_rotated_one(tmp_path):
+    plain = Image.new("RGB", (40, 20), RED)
+    path = tmp_path / "rotated.jpg"
+    write_oriented_jpeg(path, orientation=6)
+
+    with Image.open(path) as rotated:
+        turned = imageio.upright(rotated)
+
+    assert imageio.upright(plain) is plain
+    assert turned.size == (20, 40)
+    assert close_to(turned.getpixel((15, 5)), RED)
+
+
+# --- conversion to and from NumPy ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(64, 48), (1731, 1301)])  # under and over PARALLEL_CONVERSION_PIXELS
+def test_array_conversion_round_trips(size):
+    np = pytest.importorskip("numpy")
+    width, height = size
+    pixels = np.random.default_rng(3).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    expected_parallel = width * height >= imageio.PARALLEL_CONVERSION_PIXELS
+
+    image = imageio.array_to_image(pixels, workers=3)
+    array = imageio.image_to_array(image, workers=3)
+
+    assert expected_parallel == (size == (1731, 1301))
+    assert image.mode == "RGB" and image.size == size
+    assert np.array_equal(np.asarray(image), pixels)
+    assert array.shape == (height, width, 3) and array.dtype == np.uint8
+    assert np.array_equal(array, pixels)
+
+
+def test_image_to_array_rejects_other_modes():
+    with pytest.raises(ValueError, match="mode L"):
+        imageio.image_to_array(Image.new("L", (4, 4)))
+
+
 def test_save_strips_stale_orientation(tmp_path):
     path = tmp_path / "rotated.jpg"
     write_oriented_jpeg(path, orientation=6)

@@ -62,6 +62,20 @@ def test_batch_matches_single_edits(pipe, photos):
         assert difference.mean().item() < 0.002
 
 
+def test_large_photo_edit_matches_float_reference(pipe):
+    # 1800 x 1200 pixels converts to and from NumPy in strips on threads (`imageio.PARALLEL_CONVERSION_PIXELS`).
+    with Image.open(EXAMPLES[0]) as source:
+        photo = source.convert("RGB").resize((1800, 1200), Image.Resampling.BICUBIC)
+    instructions = ["make it warmer and add film grain", "asdf"]
+
+    edited = pipe.edit_batch([photo, photo], instructions, seeds=[2, 2])
+    reference = pipe.edit_tensors([pil_to_tensor(photo)] * 2, instructions, seeds=[2, 2])
+
+    assert psnr(pil_to_tensor(edited[0]), reference[0]) > 40
+    assert np.array_equal(np.asarray(edited[1]), np.asarray(photo))
+    assert edited[1] is not photo
+
+
 def test_strength_zero_runs_bare_base(pipe, photos):
     image = pil_to_tensor(photos[0])
 

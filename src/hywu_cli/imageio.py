@@ -280,6 +280,74 @@ def load_image(path: str | os.PathLike[str], *, pixel_limit: int | None = None) 
     )
 
 
+def upright(image: Image.Image) -> Image.Image:
+    """Return `image` turned upright by its EXIF orientation, or `image` itself when it is upright already.
+
+    `ImageOps.exif_transpose` copies an upright image (22 ms at 12 megapixels); this skips that copy.
+    """
+    if _read_orientation(image) == 1:
+        return image
+    return ImageOps.exif_transpose(image)
+
+
+# Images from this many pixels up convert to and from NumPy arrays in strips on several threads.
+PARALLEL_CONVERSION_PIXELS = 2_000_000
+CONVERSION_STRIP_ROWS = 256
+
+
+def image_to_array(image: Image.Image, workers: int | None = None) -> np.ndarray:
+    """Return an RGB image's pixels as a (height, width, 3) uint8 array.
+
+    Pillow stores RGB pixels in 4 bytes each, so `np.asarray` packs them in one thread (47 ms at 12 megapixels on
+    2 cores). Large images are packed in strips on `workers` threads (default: CPU cores), where Pillow releases
+    the GIL (26 ms).
+    """
+    import numpy as np
+
+    if image.mode != "RGB":
+        raise ValueError(f"expected an RGB image, got mode {image.mode}")
+    width, height = image.size
+    if width * height < PARALLEL_CONVERSION_PIXELS:
+        return np.asarray(image)
+    array = np.empty((height, width, 3), np.uint8)
+
+    def copy_strip(top: int) -> None:
+        bottom = min(top + CONVERSION_STRIP_ROWS, height)
+        strip = image.crop((0, top, width, bottom)).tobytes()
+        array[top:bottom] = np.frombuffer(strip, np.uint8).reshape(bottom - top, width, 3)
+
+    _in_strips(copy_strip, height, workers)
+    return array
+
+
+def array_to_image(array: np.ndarray, workers: int | None = None) -> Image.Image:
+    """Return a (height, width, 3) uint8 array as an RGB image, converting large arrays in strips on threads
+    (8 ms instead of the 26 ms of `Image.fromarray` at 12 megapixels on 2 cores)."""
+    import numpy as np
+
+    height, width, _ = array.shape
+    if width * height < PARALLEL_CONVERSION_PIXELS:
+        return Image.fromarray(array, "RGB")
+    array = np.ascontiguousarray(array)
+    image = Image.new("RGB", (width, height), None)  # not filled: every strip is pasted over it
+
+    def paste_strip(top: int) -> None:
+        bottom = min(top + CONVERSION_STRIP_ROWS, height)
+        strip = Image.frombuffer("RGB", (width, bottom - top), array[top:bottom], "raw", "RGB", 0, 1)
+        image.paste(strip, (0, top))
+
+    _in_strips(paste_strip, height, workers)
+    return image
+
+
+def _in_strips(function, height: int, workers: int | None) -> None:
+    """Call `function(top_row)` for every strip of `CONVERSION_STRIP_ROWS` rows on a thread pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        list(pool.map(function, range(0, height, CONVERSION_STRIP_ROWS)))
+
+
 def _read_orientation(image: Image.Image) -> int:
     try:
         value = image.getexif().get(ExifTags.Base.Orientation, 1)

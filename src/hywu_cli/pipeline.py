@@ -102,6 +102,11 @@ def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255)
 
 
+def as_image(photo: Image.Image | np.ndarray) -> Image.Image:
+    """Return a PIL image as it is, or a (height, width, 3) uint8 array as an RGB image."""
+    return photo if isinstance(photo, Image.Image) else Image.fromarray(photo, "RGB")
+
+
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
     """Convert (3, height, width) or (1, 3, height, width) in [0, 1] to an RGB PIL image, rounding to 8 bits."""
     if image.ndim == 4:
@@ -125,15 +130,13 @@ def prepare_image(image: Image.Image | str | Path) -> Image.Image:
     Files are read by `hywu_cli.imageio.load_image`. PIL images are turned upright by their EXIF orientation and
     converted with `hywu_cli.imageio.convert_to_rgb` (transparency flattened onto white, 16-bit scaled to 8-bit).
     """
-    from PIL import ImageOps
-
-    from hywu_cli.imageio import convert_to_rgb, load_image
+    from hywu_cli.imageio import convert_to_rgb, load_image, upright
 
     if isinstance(image, (str, Path)):
         return load_image(image).image
     if not isinstance(image, Image.Image):
         raise HywuError(f"expected a PIL image or a file path, got {type(image).__name__}")
-    return convert_to_rgb(ImageOps.exif_transpose(image))
+    return convert_to_rgb(upright(image))
 
 
 class HywuPipeline:
@@ -342,9 +345,12 @@ class HywuPipeline:
         Inputs go through `prepare_image`. Photos are rendered straight from 8-bit arrays by
         `hywu_cli.rendering` in strips over threads.
         """
+        from hywu_cli.imageio import array_to_image, image_to_array
+
         seeds = self._check_batch(images, instructions, strength, seeds)
         dtype = DTYPES[self.dtype]
-        arrays = [np.asarray(prepare_image(image), dtype=np.uint8) for image in images]
+        # Each photo is a PIL image until its first edit and a (height, width, 3) uint8 array after it.
+        photos: list[Image.Image | np.ndarray] = [prepare_image(image) for image in images]
         readings = self.read_instructions(instructions)
 
         size = self.editor.hparams.thumbnail_size
@@ -354,9 +360,7 @@ class HywuPipeline:
             thumbnails = torch.cat(
                 [
                     pil_to_tensor(
-                        Image.fromarray(arrays[index]).resize(
-                            (size, size), Image.Resampling.BILINEAR, reducing_gap=3.0
-                        )
+                        as_image(photos[index]).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
                     )
                     for index, _ in step
                 ]
@@ -368,8 +372,11 @@ class HywuPipeline:
             # 3. Render each photo at its own size.
             for row, (index, _) in enumerate(step):
                 operator = operators.select(row).to("cpu", torch.float32)
-                arrays[index] = render_uint8(arrays[index], operator, seeds[index])
-        return [Image.fromarray(array, "RGB") for array in arrays]
+                photo = photos[index]
+                pixels = image_to_array(photo) if isinstance(photo, Image.Image) else photo
+                photos[index] = render_uint8(pixels, operator, seeds[index])
+        # An unedited photo is returned as a copy, so the caller's image is never the result.
+        return [array_to_image(photo) if isinstance(photo, np.ndarray) else photo.copy() for photo in photos]
 
     def edit(
         self, image: Image.Image | str | Path, instruction: str, *, strength: float = 1.0, seed: int = 0
