@@ -169,6 +169,39 @@ def test_compiled_kernel_matches_numpy_strips(monkeypatch, kind, size):
         assert (difference > 0).mean() < 2e-5
 
 
+def test_compiled_grain_from_grid_matches_full_map(monkeypatch):
+    # A shorter side of 1,300 pixels gives grain cells over one pixel: the kernel upsamples the grain's grid and
+    # measures its standard deviation itself, while the NumPy strips draw `ops.grain_layer` in full.
+    pytest.importorskip("numba")
+    pixels = textured_photo((1300, 1400), seed=2)
+    operators = random_operators(4, OPERATOR_KINDS["grain"])
+    monkeypatch.setattr(rendering, "COMPILED_MIN_PIXELS", 0)
+
+    compiled = render_uint8(pixels, operators, seed=9, workers=2)
+    monkeypatch.setattr(rendering, "USE_COMPILED_KERNEL", False)
+    numpy_strips = render_uint8(pixels, operators, seed=9, workers=2)
+
+    difference = np.abs(compiled.astype(np.int16) - numpy_strips.astype(np.int16))
+    assert ops.grain_grid(9, 1300, 1400).shape == (1250, 1347)
+    assert difference.max() <= 1
+    assert (difference > 0).mean() < 1e-4
+
+
+@pytest.mark.parametrize("shape,sigma", [((334, 445, 3), 1.0), ((41, 57, 3), 1.7), ((5, 7, 3), 2.0), ((3, 40, 1), 1.5)])
+def test_gaussian_blurs_match_torch(shape, sigma):
+    # The last two shapes are shorter than the radius on one side, so every version repeats the edge.
+    kernels = pytest.importorskip("hywu_cli.rendering_kernels")
+    pixels = np.random.default_rng(1).random(shape, dtype=np.float32)
+    kernel = ops.gaussian_kernel(sigma).numpy()
+    expected = ops.gaussian_blur_pixels(torch.from_numpy(pixels).permute(2, 0, 1)[None], sigma)[0].permute(1, 2, 0)
+
+    compiled = kernels.gaussian_blur(pixels, kernel)
+    numpy_version = rendering._gaussian_blur(pixels, kernel)
+
+    np.testing.assert_allclose(compiled, expected.numpy(), atol=1e-6)
+    assert np.array_equal(compiled, numpy_version)
+
+
 def torch_dense_table_lookup(pixels, lut):
     """Look every pixel up in the table resampled by `F.interpolate` at `LUT_TABLE_LEVELS` levels, rounded to 8 bits."""
     levels = LUT_TABLE_LEVELS

@@ -35,7 +35,8 @@ def luma(image: torch.Tensor) -> torch.Tensor:
     return (LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b).unsqueeze(1)
 
 
-def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def gaussian_kernel(sigma: float, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Return the normalised 1-D Gaussian of `sigma` pixels, radius ceil(3 sigma) and at least 1."""
     radius = max(1, math.ceil(3.0 * sigma))
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
     kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
@@ -45,7 +46,7 @@ def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> 
 def gaussian_blur_pixels(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """Blur with a Gaussian of `sigma` pixels by separable convolution, padding by reflection at the borders."""
     channels = image.shape[1]
-    kernel = _gaussian_kernel(sigma, image.dtype, image.device)
+    kernel = gaussian_kernel(sigma, image.dtype, image.device)
     radius = kernel.numel() // 2
     # Reflect padding needs a pad smaller than the side; very small images fall back to replicate.
     mode = "reflect" if min(image.shape[-2:]) > radius else "replicate"
@@ -215,16 +216,28 @@ def grain_layer(seeds: list[int], height: int, width: int) -> torch.Tensor:
 
     Grains are about 0.08% of the shorter side, so grain stays visible after a 12-megapixel photo is downscaled.
     """
-    cell = max(1.0, 0.0008 * min(height, width))
-    grid = _cell_grid(height, width, cell)
     maps = []
-    for generator in _generators(seeds, salt=37):
-        noise = torch.randn((1, 1, *grid), generator=generator)
-        if cell > 1:
+    for seed in seeds:
+        noise = grain_grid(seed, height, width)[None, None]  # (1, 1, grid_h, grid_w)
+        if noise.shape[-2:] != (height, width):
             noise = F.interpolate(noise, size=(height, width), mode="bilinear", align_corners=False)
-            noise = noise / noise.std().clamp_min(1e-6)
+            noise = noise / noise.std().clamp_min(GRAIN_MIN_STD)
         maps.append(noise)
     return torch.cat(maps)
+
+
+# `grain_layer` divides by the upsampled noise's standard deviation, at least this much.
+GRAIN_MIN_STD = 1e-6
+
+
+def grain_grid(seed: int, height: int, width: int) -> torch.Tensor:
+    """Return one seed's grain noise before upsampling, (grid_h, grid_w), one value per grain cell.
+
+    Photos with a shorter side under 1,250 pixels have cells of one pixel, so the grid is the grain itself.
+    """
+    cell = max(1.0, 0.0008 * min(height, width))
+    (generator,) = _generators([seed], salt=37)
+    return torch.randn(_cell_grid(height, width, cell), generator=generator)
 
 
 def apply_color_lut(image: torch.Tensor, lut: torch.Tensor, table_levels: int | None = None) -> torch.Tensor:

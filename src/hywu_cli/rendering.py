@@ -54,11 +54,14 @@ _SMALL_BLUR, _LARGE_BLUR, _POSTERIZE, _INK, _GRAIN, _SNOW, _RAIN = range(7)
 
 def linear_resize_weights(source: int, target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (index0, index1, fraction) that reproduce `F.interpolate(mode="bilinear", align_corners=False)` on one axis."""
-    scale = source / target
-    position = np.maximum((np.arange(target, dtype=np.float64) + 0.5) * scale - 0.5, 0.0)
-    index0 = np.minimum(np.floor(position).astype(np.int64), source - 1)
+    # float32 throughout, as torch computes it for float32 tensors: at a position near 1,000 a float32 step is
+    # 6e-5, so float64 positions would move the weights of large grids (grain) away from torch's.
+    scale = np.float32(source) / np.float32(target)
+    position = np.maximum(scale * (np.arange(target, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5), 0)
+    index0 = np.minimum(position.astype(np.int64), source - 1)
     index1 = np.minimum(index0 + 1, source - 1)
-    return index0, index1, (position - index0).astype(np.float32)
+    fraction = np.clip(position - index0.astype(np.float32), 0, 1)
+    return index0, index1, fraction.astype(np.float32)
 
 
 def resize_matrix(source: int, target: int) -> np.ndarray:
@@ -149,7 +152,7 @@ def render_uint8(
     weights_y = linear_resize_weights(spatial.shape[1], height)
     columns_matrix = resize_matrix(spatial.shape[2], width)
     kernels = _load_kernels() if USE_COMPILED_KERNEL and height * width >= COMPILED_MIN_PIXELS else None
-    overlays = _overlays(scalars, seed, height, width)
+    overlays = _overlays(scalars, seed, height, width, kernels)
     filters = _Filters(image, scalars, kernels)
     table_only = not (spatial_active or overlays or filters.active)
 
@@ -248,7 +251,7 @@ def _compiled_strip_renderer(
     gain = _kernel_grid((spatial[:3].transpose(1, 2, 0), map_rows, map_columns), height, width, channels=3)
     offset = _kernel_grid((spatial[3:].transpose(1, 2, 0), map_rows, map_columns), height, width, channels=3)
 
-    # 3. Overlays: grain as its full map, snow and rain as stacked grids.
+    # 3. Overlays: grain as its grid, snow and rain as stacked grids.
     grain = next((overlay for overlay in overlays if overlay.kind == "grain"), None)
     blended = [overlay for overlay in overlays if overlay.kind != "grain"]
     overlay_grids, overlay_opacity, overlay_kind = _stack_overlay_grids(blended, height, width)
@@ -274,7 +277,8 @@ def _compiled_strip_renderer(
         gain,
         offset,
         spatial_active,
-        np.ascontiguousarray(grain.full, dtype=float32) if grain is not None else np.zeros((1, 1), float32),
+        grain.grain_source if grain is not None else _kernel_grid(None, height, width, channels=1),
+        grain.grain_std if grain is not None else float32(1.0),
         float32(grain.weight if grain is not None else 0.0),
         overlay_grids,
         overlay_opacity,
@@ -382,11 +386,24 @@ class _Filters:
             pixels = torch.tensor(self.image).permute(2, 0, 1)[None].float().div_(255)  # (1, 3, H, W)
             blurred = ops.gaussian_blur(pixels, relative_sigma)[0].permute(1, 2, 0).contiguous().numpy()
             return blurred, None, None
-        small = torch.from_numpy(self._box_reduce(factor)).permute(2, 0, 1)[None]  # (1, 3, h, w)
-        small = ops.gaussian_blur_pixels(small, sigma / factor)[0].permute(1, 2, 0).contiguous().numpy()
+        small = self._blur(self._box_reduce(factor), sigma / factor)
         rows = ops.block_centre_weights(self.height, factor)
         columns = ops.block_centre_weights(self.width, factor)
         return small, rows, columns
+
+    def _blur(self, pixels: np.ndarray, sigma: float) -> np.ndarray:
+        """Return `ops.gaussian_blur_pixels` of (h, w, 3) float32 block means, up to float rounding.
+
+        The compiled `gaussian_blur` takes about 2.5 ms for the 334 x 445 means of a 12-megapixel photo, where
+        torch's grouped convolution takes about 10 ms on 2 cores. `_gaussian_blur` runs the same float32 operations
+        in NumPy, so the kernel and the NumPy strips blur alike: a posterize step turns the smallest difference in
+        a blurred value into a jump of many levels.
+        """
+        kernel = ops.gaussian_kernel(sigma).numpy()
+        pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+        if self.kernels is not None:
+            return self.kernels.gaussian_blur(pixels, kernel)
+        return _gaussian_blur(pixels, kernel)
 
     def _box_reduce(self, factor: int) -> np.ndarray:
         """Return the mean of every `factor` x `factor` block (partial blocks at the far edges), (h, w, 3) float32.
@@ -398,7 +415,7 @@ class _Filters:
         if self.kernels is not None:
             pixels = np.ascontiguousarray(self.image).view()
             pixels.flags.writeable = False
-            return self.kernels.box_means(pixels, factor)
+            return _box_means_on_threads(self.kernels, pixels, factor)
         if self._channels is None:
             # Reducing float channels keeps the means exact: 8-bit means would be rounded, and half a level can move
             # a pixel across a posterize step.
@@ -429,6 +446,36 @@ class _Filters:
         luma = ops.LUMA_WEIGHTS[0] * red + ops.LUMA_WEIGHTS[1] * green + ops.LUMA_WEIGHTS[2] * blue
         blurred = _upsample(self.luma_blur, rows)[..., 0]
         return np.clip(np.abs(luma - blurred) * ops.EDGE_GAIN, 0, 1)
+
+
+def _gaussian_blur(pixels: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """NumPy version of `rendering_kernels.gaussian_blur`: blur (h, w, channels) float32 along rows, then columns,
+    adding the taps in the same order."""
+    radius = kernel.size // 2
+    mode = "reflect" if min(pixels.shape[:2]) > radius else "edge"  # torch's reflect, or its replicate
+    across = np.zeros_like(pixels)
+    padded = np.pad(pixels, ((0, 0), (radius, radius), (0, 0)), mode=mode)
+    width = pixels.shape[1]
+    for tap, weight in enumerate(kernel):
+        across += weight * padded[:, tap : tap + width]
+    blurred = np.zeros_like(pixels)
+    padded = np.pad(across, ((radius, radius), (0, 0), (0, 0)), mode=mode)
+    height = pixels.shape[0]
+    for tap, weight in enumerate(kernel):
+        blurred += weight * padded[tap : tap + height]
+    return blurred
+
+
+def _box_means_on_threads(kernels: ModuleType, pixels: np.ndarray, factor: int, workers: int | None = None):
+    """Return `kernels.box_means(pixels, factor)`, computed in bands of block rows on `workers` threads."""
+    height, width, channels = pixels.shape
+    rows, columns = -(-height // factor), -(-width // factor)
+    means = np.empty((rows, columns, channels), np.float32)
+    band = max(1, STRIP_ROWS // factor)
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        bands = range(0, rows, band)
+        list(pool.map(lambda first: kernels.box_means_rows(pixels, factor, means, first, min(first + band, rows)), bands))
+    return means
 
 
 def _upsample(source, rows: slice) -> np.ndarray:
@@ -486,15 +533,21 @@ class _Overlay:
 
     Snow and rain are bilinear upsamplings of small grids (`ops.snow_grids`, `ops.rain_grid`), so each strip
     interpolates only its own rows and no full-resolution alpha map is held. Grain is normalised by the standard
-    deviation of its full-resolution map, so it is drawn in full.
+    deviation of its full-resolution map. The NumPy strips draw that map in full (`ops.grain_layer`); for the
+    compiled kernel, `grain_source` keeps the grain's grid and `grain_std` is measured strip by strip.
     """
 
-    def __init__(self, kind: str, weight: float, seed: int, height: int, width: int) -> None:
+    def __init__(
+        self, kind: str, weight: float, seed: int, height: int, width: int, kernels: ModuleType | None = None
+    ) -> None:
         self.kind, self.weight = kind, weight
         self.full = None
         self.grids = []
-        if kind == "grain":
+        if kind == "grain" and kernels is None:
             self.full = ops.grain_layer([seed], height, width)[0, 0].numpy()
+            return
+        if kind == "grain":
+            self.grain_source, self.grain_std = _grain_for_kernel(kernels, seed, height, width)
             return
         grids = ops.snow_grids(seed, height, width) if kind == "snow" else [(ops.rain_grid(seed, height, width), 1.0)]
         for grid, opacity in grids:
@@ -515,10 +568,35 @@ class _Overlay:
         return np.clip(total, 0, 1, out=total)
 
 
-def _overlays(scalars: torch.Tensor, seed: int, height: int, width: int) -> list[_Overlay]:
+def _overlays(
+    scalars: torch.Tensor, seed: int, height: int, width: int, kernels: ModuleType | None = None
+) -> list[_Overlay]:
     overlays = []
     for index, kind in ((_GRAIN, "grain"), (_SNOW, "snow"), (_RAIN, "rain")):
         weight = float(scalars[index])
         if abs(weight) > SKIP_WEIGHT and not (kind != "grain" and weight <= 0):
-            overlays.append(_Overlay(kind, weight, seed, height, width))
+            overlays.append(_Overlay(kind, weight, seed, height, width, kernels))
     return overlays
+
+
+def _grain_for_kernel(kernels: ModuleType, seed: int, height: int, width: int, workers: int | None = None):
+    """Return the grain's grid as the kernel's tuple and the standard deviation to divide it by, as float32.
+
+    Equals `ops.grain_layer` without drawing the full map: on a 12-megapixel photo that map takes 48 MB and about
+    60 ms. The sums for the standard deviation run strip by strip on threads, in float64.
+    """
+    grid = ops.grain_grid(seed, height, width).numpy()[..., None]  # (grid_h, grid_w, 1)
+    if grid.shape[:2] == (height, width):
+        return _kernel_grid((grid, None, None), height, width, channels=1), np.float32(1.0)
+    rows = linear_resize_weights(grid.shape[0], height)
+    columns = linear_resize_weights(grid.shape[1], width)
+    source = _kernel_grid((grid, rows, columns), height, width, channels=1)
+
+    starts = range(0, height, STRIP_ROWS)
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        sums = list(pool.map(lambda start: kernels.grid_sums(source, start, min(start + STRIP_ROWS, height)), starts))
+    count = height * width
+    total = math.fsum(first for first, _ in sums)
+    squares = math.fsum(second for _, second in sums)
+    variance = max(squares - total * total / count, 0.0) / max(count - 1, 1)  # unbiased, as torch.std
+    return source, np.float32(max(math.sqrt(variance), ops.GRAIN_MIN_STD))

@@ -114,6 +114,74 @@ def _empty_cache(width, channels):
 
 
 @_compile
+def _mirror(index, length):
+    """Return the index that reflect padding reads for `index` in [-radius, length + radius), as torch's "reflect"
+    (edge not repeated) does, or as its "replicate" when the side is no longer than the radius."""
+    if length == 1:
+        return 0
+    while index < 0 or index >= length:
+        if index < 0:
+            index = -index
+        if index >= length:
+            index = 2 * (length - 1) - index
+    return index
+
+
+@_compile
+def gaussian_blur(pixels, kernel):
+    """Return `ops.gaussian_blur_pixels` of (height, width, channels) float32 `pixels` with the 1-D `kernel`,
+    first along rows, then along columns, up to float rounding. Sides no longer than the radius are padded by
+    repeating the edge, as `ops.gaussian_blur_pixels` does."""
+    height, width, channels = pixels.shape
+    radius = kernel.shape[0] // 2
+    replicate = min(height, width) <= radius
+    across = np.zeros_like(pixels)
+    for y in range(height):
+        for tap in range(kernel.shape[0]):
+            weight = kernel[tap]
+            for x in range(width):
+                source = x + tap - radius
+                source = min(max(source, 0), width - 1) if replicate else _mirror(source, width)
+                for channel in range(channels):
+                    across[y, x, channel] += weight * pixels[y, source, channel]
+    blurred = np.zeros_like(pixels)
+    for y in range(height):
+        for tap in range(kernel.shape[0]):
+            weight = kernel[tap]
+            source = y + tap - radius
+            source = min(max(source, 0), height - 1) if replicate else _mirror(source, height)
+            row = across[source].reshape(-1)
+            out = blurred[y].reshape(-1)
+            for index in range(width * channels):
+                out[index] += weight * row[index]
+    return blurred
+
+
+@_compile
+def grid_sums(source, start, stop):
+    """Return the sum and the sum of squares, in float64, of output rows [start, stop) of a one-channel grid's
+    bilinear upsampling (`source` as in `_upsample`), for the grain's standard deviation."""
+    width = source[4].shape[0]
+    row = np.empty((width, 1), np.float32)
+    cache, cached_rows = _empty_cache(width, 1)
+    total = 0.0
+    squares = 0.0
+    values = row.reshape(-1)
+    for y in range(start, stop):
+        _upsample(source, y, row, cache, cached_rows)
+        # Four float64 sums per row run in parallel in the CPU instead of waiting on each other.
+        sum_lanes = np.zeros(4, np.float64)
+        square_lanes = np.zeros(4, np.float64)
+        for x in range(width):
+            value = np.float64(values[x])
+            sum_lanes[x & 3] += value
+            square_lanes[x & 3] += value * value
+        total += sum_lanes.sum()
+        squares += square_lanes.sum()
+    return total, squares
+
+
+@_compile
 def box_means(image, factor):
     """Return the mean of every `factor` x `factor` block of `image` (height, width, 3) uint8 divided by 255, as
     (ceil(height / factor), ceil(width / factor), 3) float32. Blocks at the far edges may be partial.
@@ -126,9 +194,18 @@ def box_means(image, factor):
     rows = (height + factor - 1) // factor
     columns = (width + factor - 1) // factor
     means = np.empty((rows, columns, channels), np.float32)
+    box_means_rows(image, factor, means, 0, rows)
+    return means
+
+
+@_compile
+def box_means_rows(image, factor, means, first, stop):
+    """Store block rows [first, stop) of `box_means(image, factor)` in `means`, so threads can share the work."""
+    height, width, channels = image.shape
+    columns = means.shape[1]
     column_sums = np.empty(width * channels, np.int32)  # (width * 3,) sums over the rows of one block row
 
-    for block_row in range(rows):
+    for block_row in range(first, stop):
         first = block_row * factor
         last = min(first + factor, height)
         column_sums[:] = 0
@@ -146,7 +223,6 @@ def box_means(image, factor):
                 for x in range(start, stop):
                     total += column_sums[x * channels + channel]
                 means[block_row, block, channel] = np.float32(total * (1.0 / count)) / _FULL_SCALE
-    return means
 
 
 @_compile
@@ -172,6 +248,7 @@ def render_rows(
     offset,
     spatial_active,
     grain,
+    grain_std,
     grain_weight,
     overlay_grids,
     overlay_opacity,
@@ -200,7 +277,8 @@ def render_rows(
         luma_weights: (3,) float32 BT.601 weights.
         ink_weight, edge_gain, posterize_levels: float32 scalars. An ink weight of 0 skips ink.
         spatial_active: whether to apply `gain` and `offset`.
-        grain: (height, width) float32 grain, added times `grain_weight` unless that is 0.
+        grain: the grain's grid (1 channel) in the same tuple form. Its upsampled value divided by `grain_std`
+            and times `grain_weight` is added, unless that weight is 0.
         overlay_grids: the grids of the blended overlays (snow, rain) in the same tuple form, stacked: the grid is
             (grids, max_h, max_w) float32 padded with zeros and each weight array has one row per grid.
         overlay_opacity: (grids,) float32 opacity of each grid within its overlay.
@@ -237,6 +315,8 @@ def render_rows(
     small_cache, small_rows = _empty_cache(width, 3)
     large_cache, large_rows = _empty_cache(width, 3)
     luma_cache, luma_rows = _empty_cache(width, 1)
+    grain_row = np.empty((width, 1), np.float32)
+    grain_cache, grain_rows = _empty_cache(width, 1)
     gain_cache, gain_rows = _empty_cache(width, 3)
     offset_cache, offset_rows = _empty_cache(width, 3)
     overlay_cache = np.empty((grid_count, 2, width, 1), np.float32)
@@ -325,8 +405,9 @@ def render_rows(
 
         # 4. Grain, then each blended overlay towards its colour.
         if grain_weight != _ZERO:
+            _upsample(grain, y, grain_row, grain_cache, grain_rows)
             for x in range(width):
-                noise = grain_weight * grain[y, x]
+                noise = grain_weight * (grain_row[x, 0] / grain_std)
                 for channel in range(3):
                     colour[x, channel] = colour[x, channel] + noise
         alpha[:] = _ZERO
