@@ -46,7 +46,7 @@ from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_PHOTO = REPO_ROOT / "examples" / "misty-lake.jpg"
-# Tiled at their own resolution into the mosaic photos, which keep a camera photo's fine detail.
+# Tiled at their own resolution into the mosaic photos, which keep the examples' own detail.
 MOSAIC_SOURCES = tuple(REPO_ROOT / "examples" / name for name in ("dune-grass.jpg", "misty-lake.jpg"))
 PHOTO_KINDS = ("upscaled", "mosaic")
 GENERATOR_SCRIPT = REPO_ROOT / "benchmarks" / "generator_latency.py"
