@@ -1166,6 +1166,28 @@ def test_batch_strict_out_of_scope_writes_nothing(fake_pipe, tmp_path):
     assert not (folder / "hywu-out").exists()
 
 
+def test_batch_strict_names_every_rejected_instruction(reader_pipe, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_image(folder / "a.png")
+    prompts = write_prompts(
+        tmp_path / "prompts.txt", "make it warmer", "add a moustache", "remove the fog", "asdf", "asdf; qwer"
+    )
+
+    result = invoke("batch", folder, prompts, "--strict")
+
+    assert_one_line_error(
+        result,
+        1,
+        "'add a moustache' looks outside",
+        "'remove the fog' matches none of",
+        "could not match 'asdf'",
+        "could not read 'asdf; qwer' as edits applied in turn",
+        alone=False,
+    )
+    assert not (folder / "hywu-out").exists()
+
+
 def test_batch_output_on_stderr_result_on_stdout(fake_pipe, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()

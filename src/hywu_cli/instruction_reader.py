@@ -611,3 +611,60 @@ def train_reader(
         report["eval_misspelled"] = accuracy(reader, text_encoder, misspelled(held_out_examples("eval")))
     logger.info("reader accuracy: %s", report)
     return reader.eval(), report
+
+
+# Splits and spellings of `reading_report`: each held-out split as written, with one typing mistake of any kind in
+# every phrasing, and with two letters swapped in every phrasing.
+REPORT_SPLITS = ("eval", "blind", "blind2")
+REPORT_SPELLINGS = {"as written": None, "one typo": (), "two letters swapped": ("swap",)}
+
+
+def reading_report(reader: InstructionReaderNetwork, text_encoder: TextEncoder, seed: int = 0) -> list[dict]:
+    """Return the reader's `accuracy` on every held-out split, spelled as in `REPORT_SPELLINGS`.
+
+    The typos are drawn by `misspelled(..., seed)`, so a seed gives the same mistakes on every run.
+    """
+    rows = []
+    for split in REPORT_SPLITS:
+        examples = held_out_examples(split)
+        for spelling, kinds in REPORT_SPELLINGS.items():
+            spelled = examples if kinds is None else misspelled(examples, seed, kinds or None)
+            rows.append({"split": split, "spelling": spelling, **accuracy(reader, text_encoder, spelled)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print `reading_report` for a model folder as a Markdown table, and as JSON with --json."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from hywu_cli.pipeline import load_pipeline
+
+    parser = argparse.ArgumentParser(
+        prog="python -m hywu_cli.instruction_reader",
+        description="Measure a model's instruction reader on the held-out phrasings, spelled right and with typos.",
+    )
+    parser.add_argument("--model", default="weights/hywu-lite", help="model folder or name")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the typing mistakes")
+    parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    args = parser.parse_args(argv)
+
+    pipe = load_pipeline(args.model, device="cpu")
+    if pipe.reader is None:
+        parser.exit(1, f"{args.model} has no instruction reader\n")
+    rows = reading_report(pipe.reader, pipe.text_encoder, args.seed)
+
+    print("| split | spelling | phrasings | family right | family and grade right |")
+    print("| --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(
+            f"| {row['split']} | {row['spelling']} | {row['count']} | {row['family']:.1%}"
+            f" | {row['family_and_grade']:.1%} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

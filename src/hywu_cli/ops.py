@@ -233,7 +233,7 @@ GRAIN_MIN_STD = 1e-6
 def grain_grid(seed: int, height: int, width: int) -> torch.Tensor:
     """Return one seed's grain noise before upsampling, (grid_h, grid_w), one value per grain cell.
 
-    Photos with a shorter side under 1,250 pixels have cells of one pixel, so the grid is the grain itself.
+    Photos with a shorter side of at most 1,250 pixels have cells of one pixel, so the grid is the grain itself.
     """
     cell = max(1.0, 0.0008 * min(height, width))
     (generator,) = _generators([seed], salt=37)

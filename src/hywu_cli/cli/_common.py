@@ -551,16 +551,20 @@ def read_instructions(
     strict: bool,
     reporter: Reporter,
     scope: dict[str, Any] | None = None,
+    rejected: list[str] | None = None,
 ) -> dict[str, Any]:
     """Set the pipeline's literal mode and report, for each instruction, which edit the reader recognised.
 
     An in-scope instruction (per `scope`) that the reader cannot match to one edit gets one warning, and with
     `strict` it raises. Either way its photo is not changed. Out-of-scope instructions were already reported by
-    `check_scope`.
+    `check_scope`. With `strict`, `rejected` carries the messages of the instructions `check_scope` rejected, and
+    the error names every rejected instruction at once.
 
     Raises:
-        HywuError: `strict` is set and the reader matched an in-scope instruction to no edit.
+        HywuError: `strict` is set and `rejected` is not empty or the reader matched an in-scope instruction to no
+            edit.
     """
+    rejected = [] if rejected is None else rejected
     from hywu_cli.phrasings import FAMILY_PHRASINGS
 
     pipe.literal = literal
@@ -582,8 +586,9 @@ def read_instructions(
             no_edit.append(instruction)
         elif reads:
             unmatched.append(instruction)
-    report_no_edit(pipe, no_edit, strict, reporter)
+    report_no_edit(pipe, no_edit, strict, reporter, rejected)
     if not unmatched:
+        raise_rejected(rejected)
         return readings
 
     from hywu_cli.instruction_reader import request_parts
@@ -596,6 +601,7 @@ def read_instructions(
             "rephrase it as one edit (`hywu edits` lists them)",
             strict,
             reporter,
+            rejected,
         )
     if compound:
         report_unmatched(
@@ -605,29 +611,48 @@ def read_instructions(
             "(`hywu edits` lists the edits)",
             strict,
             reporter,
+            rejected,
         )
+    raise_rejected(rejected)
     return readings
 
 
-def report_unmatched(message: str, advice: str, strict: bool, reporter: Reporter) -> None:
-    """Warn that the photos of unmatched instructions are not changed, or with `strict` raise.
+def raise_rejected(rejected: list[str]) -> None:
+    """Raise one error that lists every message in `rejected`, if there is any.
 
     Raises:
-        HywuError: `strict` is set.
+        HywuError: `rejected` is not empty.
+    """
+    if rejected:
+        raise HywuError(" | ".join(rejected))
+
+
+def report_unmatched(
+    message: str, advice: str, strict: bool, reporter: Reporter, rejected: list[str] | None = None
+) -> None:
+    """Warn that the photos of unmatched instructions are not changed; with `strict`, add the message to
+    `rejected`, or raise when there is no such list.
+
+    Raises:
+        HywuError: `strict` is set and `rejected` is None.
     """
     if strict:
-        raise HywuError(f"{message}; {advice}, pass --literal, or run without --strict")
+        reject(f"{message}; {advice}, pass --literal, or run without --strict", rejected)
+        return
     reporter.warning(
         f"{message}, so its photos are not changed; {advice}, or pass --literal to apply the model to the words "
         "as written"
     )
 
 
-def report_no_edit(pipe: Any, instructions: list[str], strict: bool, reporter: Reporter) -> None:
-    """Warn once about in-scope instructions that the reader is sure match no edit; with `strict`, reject them.
+def report_no_edit(
+    pipe: Any, instructions: list[str], strict: bool, reporter: Reporter, rejected: list[str] | None = None
+) -> None:
+    """Warn once about in-scope instructions that the reader is sure match no edit; with `strict`, reject them
+    as `reject` does.
 
     Raises:
-        HywuError: `strict` is set and `instructions` is not empty.
+        HywuError: `strict` is set, `instructions` is not empty and `rejected` is None.
     """
     if not instructions:
         return
@@ -636,7 +661,8 @@ def report_no_edit(pipe: Any, instructions: list[str], strict: bool, reporter: R
         'a request to remove an effect, such as "remove the fog")'
     )
     if strict:
-        raise HywuError(f"{message}; rephrase it as one of the edits `hywu edits` lists, or run without --strict")
+        reject(f"{message}; rephrase it as one of the edits `hywu edits` lists, or run without --strict", rejected)
+        return
     reporter.warning(
         f"{message}, so its photos are not changed; --literal applies the model to the words as written"
     )
@@ -659,11 +685,32 @@ def reading_record(reading: Any, literal: bool) -> dict[str, Any] | None:
     }
 
 
-def check_scope(pipe: Any, instructions: Sequence[str], *, strict: bool, reporter: Reporter) -> dict[str, Any]:
-    """Return each instruction's scope report; warn about out-of-scope ones, or raise with `strict`.
+def reject(message: str, rejected: list[str] | None) -> None:
+    """Add a `--strict` rejection to `rejected`, or raise it at once when there is no such list.
 
     Raises:
-        HywuError: `strict` is set and at least one instruction is outside the model's edits.
+        HywuError: `rejected` is None.
+    """
+    if rejected is None:
+        raise HywuError(message)
+    rejected.append(message)
+
+
+def check_scope(
+    pipe: Any,
+    instructions: Sequence[str],
+    *,
+    strict: bool,
+    reporter: Reporter,
+    rejected: list[str] | None = None,
+) -> dict[str, Any]:
+    """Return each instruction's scope report and warn about out-of-scope ones.
+
+    With `strict`, out-of-scope instructions are rejected as `reject` does. Given a `rejected` list, the caller's
+    `read_instructions` then raises one error for every rejected instruction.
+
+    Raises:
+        HywuError: `strict` is set, at least one instruction is outside the model's edits and `rejected` is None.
     """
     reports = {instruction: pipe.check_scope(instruction) for instruction in instructions}
     messages = []
@@ -676,7 +723,8 @@ def check_scope(pipe: Any, instructions: Sequence[str], *, strict: bool, reporte
             f"closest supported edits: {closest or 'none'}"
         )
     if strict and messages:
-        raise HywuError(f"{' | '.join(messages)}; rephrase or run without --strict")
+        reject(f"{' | '.join(messages)}; rephrase or run without --strict", rejected)
+        return reports
     for message in messages:
         reporter.warning(message)
     return reports
