@@ -17,6 +17,7 @@ from hywu_cli.pipeline import pil_to_tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "weights" / "hywu-lite"
+BASELINES = ROOT / "weights" / "baselines" / "hywu-lite"
 EXAMPLES = sorted((ROOT / "examples").glob("*.jpg"))
 
 pytestmark = pytest.mark.skipif(not (MODEL / "manifest.json").is_file(), reason="weights/hywu-lite not built yet")
@@ -74,6 +75,26 @@ def test_large_photo_edit_matches_float_reference(pipe):
     assert psnr(pil_to_tensor(edited[0]), reference[0]) > 40
     assert np.array_equal(np.asarray(edited[1]), np.asarray(photo))
     assert edited[1] is not photo
+
+
+def test_static_lora_batch_matches_single_edits(pipe, photos):
+    from hywu_cli.baselines import load_static_lora
+
+    static_lora = load_static_lora(BASELINES / "static_lora" / "final" / "static_lora.safetensors")
+    images = [pil_to_tensor(photo) for photo in photos]
+    instructions = ["make it warmer", "add film grain"]
+
+    batched = pipe.edit_tensors(images, instructions, seeds=[1, 2], use_lora=False, static_lora=static_lora)
+    single = [
+        pipe.edit_tensors([image], [text], seeds=[seed], use_lora=False, static_lora=static_lora)[0]
+        for image, text, seed in zip(images, instructions, [1, 2])
+    ]
+
+    for first, second in zip(batched, single):
+        # Batched matrix products round differently, and the 128-level colour table can turn that into a step.
+        assert (first - second).abs().max().item() <= 3 / 255 + 1e-6
+    with pytest.raises(ValueError, match="batch-1"):
+        static_lora.repeated(2).repeated(3)
 
 
 def test_strength_zero_runs_bare_base(pipe, photos):

@@ -44,38 +44,19 @@ def baseline_files(folder: Path | None) -> dict[str, Path]:
     return {name: path for name, path in candidates.items() if path.exists()}
 
 
-def _editor_function(pipe, editor, lora) -> EditFunction:
-    """Edit with `editor` (with `lora` injected, if given), reading instructions as the pipeline does.
-
-    As in the pipeline, an instruction that the reader matches to no edit leaves the photo unchanged, and a request
-    for several edits applies them one after the other.
-    """
-    from hywu_cli.injection import apply_generated_lora
-
-    @torch.no_grad()
-    def run(image: torch.Tensor, instruction: str, seed: int) -> torch.Tensor:
-        for edit in pipe.read_instructions([instruction])[0].edits():
-            if edit.no_edit:
-                continue
-            embeddings = pipe.encode_readings([edit]).sentence_embeddings.to(image.dtype)
-            thumbnail = editor.make_thumbnail(image)
-            with apply_generated_lora(editor, lora):
-                operators = editor.predict_operators(thumbnail, embeddings)
-            image = editor.render(image, operators, [seed])
-        return image
-
-    return run
-
-
 def method_functions(pipe, baselines: dict[str, Path]) -> dict[str, EditFunction]:
     """Return one edit function per available method, in the order of `METHODS`."""
     from hywu_cli.baselines import load_static_lora
     from hywu_cli.editor import LiteEditorNetwork
     from hywu_cli.network_io import load_network
 
-    def pipeline_function(use_lora: bool) -> EditFunction:
+    def pipeline_function(use_lora: bool, editor=None, static_lora=None) -> EditFunction:
+        """Edit through `pipe.edit_tensors`, which reads instructions, skips unread ones and chains compound ones."""
+
         def run(image: torch.Tensor, instruction: str, seed: int) -> torch.Tensor:
-            return pipe.edit_tensors([image], [instruction], seeds=[seed], use_lora=use_lora)[0]
+            return pipe.edit_tensors(
+                [image], [instruction], seeds=[seed], use_lora=use_lora, editor=editor, static_lora=static_lora
+            )[0]
 
         return run
 
@@ -83,9 +64,10 @@ def method_functions(pipe, baselines: dict[str, Path]) -> dict[str, EditFunction
     try:
         if "sft" in baselines:
             editor = load_network(LiteEditorNetwork, baselines["sft"], torch.float32).eval().requires_grad_(False)
-            functions["sft"] = _editor_function(pipe, editor, None)
+            functions["sft"] = pipeline_function(False, editor=editor)
         if "static_lora" in baselines:
-            functions["static_lora"] = _editor_function(pipe, pipe.editor, load_static_lora(baselines["static_lora"]))
+            static_lora = load_static_lora(baselines["static_lora"])
+            functions["static_lora"] = pipeline_function(False, static_lora=static_lora)
     except Exception as error:
         raise HywuError(
             f"failed to load the baselines in {', '.join(str(path) for path in baselines.values())}: "

@@ -52,6 +52,16 @@ class GeneratedLora:
         """Return the same factors with `scaling` multiplied by `strength`."""
         return GeneratedLora(self.lora_A, self.lora_B, self.scaling * float(strength))
 
+    def repeated(self, batch_size: int) -> GeneratedLora:
+        """Return a batch-1 update repeated for `batch_size` samples (views, no copies)."""
+        if self.batch_size != 1:
+            raise ValueError(f"only a batch-1 update can be repeated, not one of batch size {self.batch_size}")
+        return GeneratedLora(
+            {name: factor.expand(batch_size, -1, -1) for name, factor in self.lora_A.items()},
+            {name: factor.expand(batch_size, -1, -1) for name, factor in self.lora_B.items()},
+            self.scaling,
+        )
+
 
 class GridAttention(nn.Module):
     """Multi-head attention whose queries, keys and values are projected on packed (real) positions only.

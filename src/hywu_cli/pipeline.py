@@ -275,13 +275,27 @@ class HywuPipeline:
         return list(seeds) if seeds is not None else [0] * len(images)
 
     def _predict_operators(
-        self, thumbnails: torch.Tensor, readings: list[InstructionReading], strength: float, use_lora: bool
+        self,
+        thumbnails: torch.Tensor,
+        readings: list[InstructionReading],
+        strength: float,
+        use_lora: bool,
+        editor: LiteEditorNetwork | None = None,
+        static_lora: GeneratedLora | None = None,
     ) -> EditOperators:
-        """Generate this batch's LoRA updates for `readings` and predict operators with them injected."""
+        """Generate this batch's LoRA updates for `readings` and predict operators with them injected.
+
+        `editor` replaces the base editor, and a batch-1 `static_lora` is injected for every photo instead of the
+        generated updates (see `edit_tensors`).
+        """
+        editor = self.editor if editor is None else editor
         encoded = self.encode_readings(readings)
-        lora = self.generate_lora(thumbnails, encoded).scaled(strength) if use_lora else None
-        with apply_generated_lora(self.editor, lora):
-            return self.editor.predict_operators(thumbnails, encoded.sentence_embeddings.to(thumbnails.dtype))
+        if static_lora is not None:
+            lora = static_lora.repeated(len(readings))
+        else:
+            lora = self.generate_lora(thumbnails, encoded).scaled(strength) if use_lora else None
+        with apply_generated_lora(editor, lora):
+            return editor.predict_operators(thumbnails, encoded.sentence_embeddings.to(thumbnails.dtype))
 
     @staticmethod
     def _edit_steps(readings: list[InstructionReading]) -> list[list[tuple[int, InstructionReading]]]:
@@ -308,27 +322,33 @@ class HywuPipeline:
         strength: float = 1.0,
         seeds: list[int] | None = None,
         use_lora: bool = True,
+        editor: LiteEditorNetwork | None = None,
+        static_lora: GeneratedLora | None = None,
     ) -> list[torch.Tensor]:
         """Edit float images, each (1, 3, height, width) in [0, 1] and of any size; returns tensors on the CPU.
 
         `strength` scales the generated update (0 runs the bare base editor); `use_lora=False` skips the generator.
-        This is the float reference path that evaluation uses.
+        This is the float reference path that evaluation uses. For the baselines of `hywu eval`, `editor` replaces
+        the base editor (static SFT) and `static_lora` injects one shared update instead of generated ones
+        (static LoRA); the instructions are read as for the model itself.
         """
         seeds = self._check_batch(images, instructions, strength, seeds)
         dtype = DTYPES[self.dtype]
+        editor = self.editor if editor is None else editor
         results = [image.to(self.device, dtype) for image in images]
         readings = self.read_instructions(instructions)
 
         for step in self._edit_steps(readings):
             # 1. Make the thumbnails that the generator and the editor look at.
-            thumbnails = torch.cat([self.editor.make_thumbnail(results[index]) for index, _ in step])
+            thumbnails = torch.cat([editor.make_thumbnail(results[index]) for index, _ in step])
 
-            # 2. Predict operators with the generated updates injected.
-            operators = self._predict_operators(thumbnails, [edit for _, edit in step], strength, use_lora)
+            # 2. Predict operators with the generated (or static) updates injected.
+            edits = [edit for _, edit in step]
+            operators = self._predict_operators(thumbnails, edits, strength, use_lora, editor, static_lora)
 
             # 3. Render each photo at its own size.
             for row, (index, _) in enumerate(step):
-                results[index] = self.editor.render(results[index], operators.select(row), [seeds[index]])
+                results[index] = editor.render(results[index], operators.select(row), [seeds[index]])
         return [image.float().cpu() for image in results]
 
     @torch.no_grad()
