@@ -584,9 +584,9 @@ def render_machine(machine: dict, settings: dict) -> list[str]:
         f"- photo sizes: {', '.join(f'{size:g}' for size in settings['sizes_mp'])} MP, 4:3 JPEG quality "
         f"{TEST_PHOTO_QUALITY}, in a temporary folder written as `$TMP`:",
         "  - upscaled: `examples/misty-lake.jpg` resized (Lanczos), for every part;",
-        "  - mosaic: `examples/dune-grass.jpg` and `misty-lake.jpg` (1600 x 1000 each) tiled at their own resolution, every "
-        "other tile mirrored, for edit compute only. It keeps the examples' own detail, so Pillow decodes and encodes "
-        "it more slowly than the upscaled photo; a camera photo with sensor noise is slower still.",
+        "  - mosaic: `examples/dune-grass.jpg` and `misty-lake.jpg` (1600 x 1000 each) tiled at their own resolution, "
+        "every other tile mirrored, for edit compute only. It keeps the examples' own detail, so Pillow decodes and "
+        "encodes it more slowly than the upscaled photo; a camera photo with sensor noise is slower still.",
         "",
     ]
 
@@ -632,8 +632,8 @@ def render_edit_compute(compute: list[dict], runs: int) -> list[str]:
         for edit in entry["edits"]:
             lines.append(
                 f"| {entry.get('photo', 'upscaled')} | {format_size(entry)} | {format_ms(entry['decode_median_s'])}"
-                f" | {format_ms(entry['encode_median_s'])} | {edit['instruction']} | {format_ms(edit['edit_median_s'])}"
-                f" | {edit['ratio']:.2f} |"
+                f" | {format_ms(entry['encode_median_s'])} | {edit['instruction']}"
+                f" | {format_ms(edit['edit_median_s'])} | {edit['ratio']:.2f} |"
             )
     return lines + [""]
 

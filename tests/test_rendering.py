@@ -187,7 +187,9 @@ def test_compiled_grain_from_grid_matches_full_map(monkeypatch):
     assert (difference > 0).mean() < 1e-4
 
 
-@pytest.mark.parametrize("shape,sigma", [((334, 445, 3), 1.0), ((41, 57, 3), 1.7), ((5, 7, 3), 2.0), ((3, 40, 1), 1.5)])
+@pytest.mark.parametrize(
+    "shape,sigma", [((334, 445, 3), 1.0), ((41, 57, 3), 1.7), ((5, 7, 3), 2.0), ((3, 40, 1), 1.5)]
+)
 def test_gaussian_blurs_match_torch(shape, sigma):
     # The last two shapes are shorter than the radius on one side, so every version repeats the edge.
     kernels = pytest.importorskip("hywu_cli.rendering_kernels")
@@ -203,9 +205,10 @@ def test_gaussian_blurs_match_torch(shape, sigma):
 
 
 def torch_dense_table_lookup(pixels, lut):
-    """Look every pixel up in the table resampled by `F.interpolate` at `LUT_TABLE_LEVELS` levels, rounded to 8 bits."""
+    """Look every pixel up in the table `F.interpolate` resamples to `LUT_TABLE_LEVELS` levels; round to 8 bits."""
     levels = LUT_TABLE_LEVELS
-    dense = F.interpolate(lut, size=(levels,) * 3, mode="trilinear", align_corners=True)[0]  # (3, levels, levels, levels)
+    # (3, levels, levels, levels)
+    dense = F.interpolate(lut, size=(levels,) * 3, mode="trilinear", align_corners=True)[0]
     index = torch.round(torch.from_numpy(pixels).long() / 255 * (levels - 1)).long()  # (height, width, 3)
     colour = dense[:, index[..., 2], index[..., 1], index[..., 0]].permute(1, 2, 0)  # (height, width, 3)
     return (colour * 255).round().clamp(0, 255).to(torch.uint8).numpy()

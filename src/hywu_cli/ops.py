@@ -35,7 +35,9 @@ def luma(image: torch.Tensor) -> torch.Tensor:
     return (LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b).unsqueeze(1)
 
 
-def gaussian_kernel(sigma: float, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
+def gaussian_kernel(
+    sigma: float, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """Return the normalised 1-D Gaussian of `sigma` pixels, radius ceil(3 sigma) and at least 1."""
     radius = max(1, math.ceil(3.0 * sigma))
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)

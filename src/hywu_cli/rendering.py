@@ -84,7 +84,8 @@ def _resize_rows(field: np.ndarray, rows: slice, weights_y, columns_matrix: np.n
 
 
 def _dense_table(lut: torch.Tensor) -> np.ndarray:
-    """Resample a (1, 3, n, n, n) LUT to (levels**3, 3) float32 rows, indexed by (blue * levels + green) * levels + red.
+    """Resample a (1, 3, n, n, n) LUT to (levels**3, 3) float32 rows, indexed by (blue * levels + green) * levels
+    + red.
 
     Equals `F.interpolate(lut, size=(levels,) * 3, mode="trilinear", align_corners=True)` up to float rounding.
     Trilinear resizing is separable, so three matrix products (red, green, then blue axis) compute it and write the
@@ -473,8 +474,10 @@ def _box_means_on_threads(kernels: ModuleType, pixels: np.ndarray, factor: int, 
     means = np.empty((rows, columns, channels), np.float32)
     band = max(1, STRIP_ROWS // factor)
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        bands = range(0, rows, band)
-        list(pool.map(lambda first: kernels.box_means_rows(pixels, factor, means, first, min(first + band, rows)), bands))
+        def reduce_band(first: int) -> None:
+            kernels.box_means_rows(pixels, factor, means, first, min(first + band, rows))
+
+        list(pool.map(reduce_band, range(0, rows, band)))
     return means
 
 
