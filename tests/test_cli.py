@@ -118,7 +118,15 @@ class FakePipeline:
 
         readings = []
         for text in instructions:
-            if "warm" in text and not self.literal:
+            if text == "cosy, warm" and not self.literal:
+                # A list whose parts read as two edits, while the whole reads as one.
+                parts = (
+                    InstructionReading("cosy", "add film grain", "film_grain", "normal", 0.6),
+                    InstructionReading("warm", "make it warmer", "warmer", "normal", 0.9),
+                )
+                whole = InstructionReading(text, "make it warmer", "warmer", "normal", 0.7, unsplit_parts=parts)
+                readings.append(whole)
+            elif "warm" in text and not self.literal:
                 grain = (InstructionReading("add grain", "add film grain", "film_grain", "normal", 0.8),)
                 then = grain if text.endswith("and add grain") else ()
                 readings.append(InstructionReading(text, "make it warmer", "warmer", "normal", 0.9, followed_by=then))
@@ -710,6 +718,18 @@ def test_edit_reports_each_requested_edit(reader_pipe, tmp_path):
         {"family": "film_grain", "grade": "normal", "confidence": 0.8, "conditioned_on": "add film grain"}
     ]
     assert "holds only the first of the 2 edits" in result.stderr
+
+
+def test_edit_says_how_to_split_a_list_read_as_one_edit(reader_pipe, tmp_path):
+    image = write_image(tmp_path / "photo.png")
+
+    result = invoke("edit", image, "cosy, warm")
+
+    assert result.exit_code == 0, result.output
+    assert "read 'cosy, warm' as: Warmer, normal (confidence 0.70)" in result.stderr
+    assert "its parts alone read as Film grain, Warmer" in result.stderr
+    assert "join the parts with ';' or 'then'" in result.stderr
+    assert "warning" not in result.stderr
 
 
 @pytest.mark.parametrize(

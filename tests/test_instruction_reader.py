@@ -264,6 +264,20 @@ def test_reader_compound_requests(shipped_reader, text_encoder, instruction, fam
     assert all(not edit.followed_by for edit in edits)
 
 
+def test_reader_keeps_parts_of_a_list_read_as_one_edit(shipped_reader, text_encoder):
+    """A comma list whose whole reads as one of its parts stays one edit; its parts are kept for the message."""
+    (listed,) = shipped_reader.read(text_encoder, ["warmer, brighter, more contrast"])
+    (joined,) = shipped_reader.read(text_encoder, ["warmer; brighter; more contrast"])
+    (plain,) = shipped_reader.read(text_encoder, ["make it warmer"])
+
+    assert listed.family == "more_contrast"
+    assert not listed.followed_by
+    assert [part.family for part in listed.unsplit_parts] == ["warmer", "brighter", "more_contrast"]
+    assert [edit.family for edit in joined.edits()] == ["warmer", "brighter", "more_contrast"]
+    assert not joined.unsplit_parts
+    assert not plain.unsplit_parts
+
+
 @pytest.mark.parametrize(
     "instruction", ["brighter and darker", "warmer and cooler", "brighter; darker", "-2 stops, then warmer"]
 )

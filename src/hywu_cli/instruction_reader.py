@@ -118,6 +118,10 @@ class InstructionReading:
 
     A request for several edits ("brighter and warmer") reads as its first edit, with the readings of the other
     parts in `followed_by`, which the pipeline applies in order to the result (see `FIRM_JOINERS`).
+
+    `unsplit_parts` holds the readings of the parts when a split at a comma or "and" read clearly as several edits
+    that do not conflict, but the whole instruction read as one of them ("warmer, brighter, more contrast" as more
+    contrast). The pipeline applies the whole reading only; the command line says how to ask for each edit.
     """
 
     instruction: str
@@ -128,6 +132,7 @@ class InstructionReading:
     no_edit: bool = False
     matches_none: bool = False
     followed_by: tuple[InstructionReading, ...] = ()
+    unsplit_parts: tuple[InstructionReading, ...] = ()
 
     def edits(self) -> tuple[InstructionReading, ...]:
         """Return the readings to apply in order: this one without `followed_by`, then each of `followed_by`."""
@@ -254,6 +259,7 @@ class InstructionReaderNetwork(nn.Module):
         """
         if reading.family is None and reading.matches_none:
             return reading
+        unsplit: tuple[InstructionReading, ...] = ()
         for joiners in (FIRM_JOINERS, ALL_JOINERS):
             parts = request_parts(reading.instruction, joiners)
             if len(parts) < 2:
@@ -277,7 +283,9 @@ class InstructionReaderNetwork(nn.Module):
             if firm or self.whole_agrees(reading, families, whole):
                 first = replace(edits[0], instruction=reading.instruction)
                 return replace(first, followed_by=tuple(edits[1:]))
-        return reading
+            if reading.family is not None:
+                unsplit = tuple(edits)
+        return replace(reading, unsplit_parts=unsplit)
 
     def read_parts(self, text_encoder: TextEncoder, parts: list[str]) -> tuple[list[InstructionReading], bool]:
         """Return one reading per distinct family among the clearly read `parts`, and whether every part was."""

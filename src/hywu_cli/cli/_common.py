@@ -579,6 +579,12 @@ def read_instructions(
                 for edit in reading.edits()
             )
             reporter.notice(f"read {instruction!r} as: {edits}")
+            if reading.unsplit_parts:
+                parts = ", ".join(FAMILY_PHRASINGS[part.family].title for part in reading.unsplit_parts)
+                reporter.notice(
+                    f"its parts alone read as {parts}, but the whole reads as one edit, which is applied; to apply "
+                    "each part in turn, join the parts with ';' or 'then'"
+                )
         elif reading.no_edit and not in_scope:
             # `check_scope` already warned about it, so a notice is enough to state what happens to the photo.
             reporter.notice(f"{instruction!r} matches none of the edits, so its photos are not changed")
