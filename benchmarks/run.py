@@ -587,6 +587,8 @@ def render_machine(machine: dict, settings: dict) -> list[str]:
         "  - mosaic: `examples/dune-grass.jpg` and `misty-lake.jpg` (1600 x 1000 each) tiled at their own resolution, "
         "every other tile mirrored, for edit compute only. It keeps the examples' own detail, so Pillow decodes and "
         "encodes it more slowly than the upscaled photo; a camera photo with sensor noise is slower still.",
+        "- parts: start-up on the smallest size; edit compute on every size; batch throughput on every size but the "
+        "largest; peak memory on every size but the smallest (one size plays every part)",
         "",
     ]
 

@@ -299,6 +299,14 @@ def test_missing_image_fails_fast(no_model, tmp_path):
     assert elapsed < 1.0
 
 
+def test_too_wide_for_webp_fails_before_model_loads(no_model, tmp_path):
+    image = write_image(tmp_path / "wide.png", size=(16_400, 2))
+
+    result = invoke("edit", image, "make it snowy", "-o", tmp_path / "wide.webp")
+
+    assert_one_line_error(result, 1, "16400x2 exceeds the WEBP limit of 16383 pixels per side", "use .png or .tif")
+
+
 def test_folder_as_image_fails_fast(no_model, tmp_path):
     result, elapsed = timed_invoke("edit", tmp_path, "make it warmer")
 
@@ -1199,12 +1207,15 @@ def test_batch_strict_names_every_rejected_instruction(reader_pipe, tmp_path):
     assert_one_line_error(
         result,
         1,
-        "'add a moustache' looks outside",
-        "'remove the fog' matches none of",
-        "could not match 'asdf'",
-        "could not read 'asdf; qwer' as edits applied in turn",
+        "--strict rejected 4 instructions: 'add a moustache' (outside hywu-lite's edits; closest: Warmer (0.41), ",
+        "'remove the fog' (matches none of hywu-lite's edits)",
+        "'asdf' (could not be matched to one edit)",
+        "'asdf; qwer' (two parts undo each other, or one part matches no edit)",
+        "pass --literal to apply the unread ones as written, or run without --strict",
         alone=False,
     )
+    assert result.stderr.count("--strict") == 2  # once in the list's heading, once in the advice
+    assert "so its photos are not changed" not in result.stderr
     assert not (folder / "hywu-out").exists()
 
 

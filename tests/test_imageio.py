@@ -95,6 +95,14 @@ def test_array_conversion_round_trips(size):
     assert np.array_equal(array, pixels)
 
 
+@pytest.mark.parametrize("shape,dtype", [((3000, 1000, 4), "uint8"), ((3000, 1000, 3), "float32"), ((20, 30), "uint8")])
+def test_array_to_image_rejects_other_arrays(shape, dtype):
+    np = pytest.importorskip("numpy")
+
+    with pytest.raises(ValueError, match=r"expected a \(height, width, 3\) uint8 array"):
+        imageio.array_to_image(np.zeros(shape, dtype=dtype))
+
+
 def test_image_to_array_rejects_other_modes():
     with pytest.raises(ValueError, match="mode L"):
         imageio.image_to_array(Image.new("L", (4, 4)))

@@ -192,13 +192,31 @@ def test_reader_report_on_held_out_phrasings(shipped_reader, text_encoder):
 def test_reader_report_command_prints_table(monkeypatch, tmp_path, capsys):
     from hywu_cli import instruction_reader
 
-    rows = [{"split": "eval", "spelling": "as written", "count": 141, "family": 0.9291, "family_and_grade": 0.8794}]
+    row = {"split": "eval", "spelling": "as written", "count": 141, "family": 0.9291, "grade": 0.9433}
+    rows = [{**row, "family_and_grade": 0.8794}]
     monkeypatch.setattr(instruction_reader, "reading_report", lambda reader, encoder, seed: rows)
 
     instruction_reader.main(["--model", str(MODEL), "--json", str(tmp_path / "reader.json")])
 
-    assert "| eval | as written | 141 | 92.9% | 87.9% |" in capsys.readouterr().out
+    assert "| eval | as written | 141 | 92.9% | 94.3% | 87.9% |" in capsys.readouterr().out
     assert json.loads((tmp_path / "reader.json").read_text()) == rows
+
+
+@pytest.mark.parametrize(
+    "arguments,fragment",
+    [
+        (["--model", "no-such-model"], "error: "),
+        (["--json", "/no/such/folder/reader.json"], "the folder of --json /no/such/folder/reader.json does not exist"),
+    ],
+)
+def test_reader_report_command_rejects_bad_options(capsys, arguments, fragment):
+    from hywu_cli import instruction_reader
+
+    with pytest.raises(SystemExit) as exit_info:
+        instruction_reader.main(arguments)
+
+    assert exit_info.value.code in (1, 2)
+    assert fragment in capsys.readouterr().err
 
 
 def test_reader_leaves_keyboard_mash_unread(shipped_reader, text_encoder):

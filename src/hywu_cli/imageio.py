@@ -325,6 +325,8 @@ def array_to_image(array: np.ndarray, workers: int | None = None) -> Image.Image
     (8 ms instead of the 26 ms of `Image.fromarray` at 12 megapixels on 2 cores)."""
     import numpy as np
 
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise ValueError(f"expected a (height, width, 3) uint8 array, got shape {array.shape} of {array.dtype}")
     height, width, _ = array.shape
     if width * height < PARALLEL_CONVERSION_PIXELS:
         return Image.fromarray(array, "RGB")
@@ -471,6 +473,21 @@ def is_same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) 
         return False
 
 
+def check_output_size(path: str | os.PathLike[str], size: tuple[int, int]) -> None:
+    """Reject an image of `size` (width, height) that the format of `path` cannot store.
+
+    Raises:
+        OutputPathError: a side exceeds the format's limit (16,383 pixels for WebP, 65,500 for JPEG).
+    """
+    image_format = output_format(path)
+    width, height = size
+    if max(size) > MAX_DIMENSION[image_format]:
+        raise OutputPathError(
+            f"cannot write {path}: {width}x{height} exceeds the {image_format} limit of "
+            f"{MAX_DIMENSION[image_format]} pixels per side; use .png or .tif"
+        )
+
+
 def save_image(
     image: Image.Image,
     path: str | os.PathLike[str],
@@ -512,11 +529,7 @@ def save_image(
         raise OutputPathError(f"cannot write {path}: it is a folder")
     if not overwrite and path.exists():
         raise OutputPathError(f"{path} already exists; pass --overwrite to replace it or choose another name")
-    if max(image.size) > MAX_DIMENSION[image_format]:
-        raise OutputPathError(
-            f"cannot write {path}: {image.width}x{image.height} exceeds the {image_format} limit of "
-            f"{MAX_DIMENSION[image_format]} pixels per side; use .png or .tif"
-        )
+    check_output_size(path, image.size)
     for key in metadata:
         if not METADATA_KEY_PATTERN.match(key):
             raise ValueError(f"metadata key {key!r} must contain only letters, digits and underscores")

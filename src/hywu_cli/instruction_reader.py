@@ -647,27 +647,39 @@ def main(argv: list[str] | None = None) -> None:
     import json
     from pathlib import Path
 
+    from hywu_cli.errors import HywuError
     from hywu_cli.pipeline import load_pipeline
 
     parser = argparse.ArgumentParser(
         prog="python -m hywu_cli.instruction_reader",
-        description="Measure a model's instruction reader on the held-out phrasings, spelled right and with typos.",
+        description=(
+            "Measure a model's instruction reader on the held-out phrasings: eval (held out from training), blind "
+            "(written without seeing the other sets) and blind2 (written from the family descriptions alone). Each "
+            "split is read as written, with one typing mistake of any kind in every phrasing, and with two letters "
+            "swapped in every phrasing."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--model", default="weights/hywu-lite", help="model folder or name")
     parser.add_argument("--seed", type=int, default=0, help="seed of the typing mistakes")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
+    if args.json is not None and not args.json.parent.is_dir():
+        parser.error(f"the folder of --json {args.json} does not exist; create it or choose another path")
 
-    pipe = load_pipeline(args.model, device="cpu")
+    try:
+        pipe = load_pipeline(args.model, device="cpu")
+    except HywuError as error:
+        parser.exit(1, f"error: {error}\n")
     if pipe.reader is None:
-        parser.exit(1, f"{args.model} has no instruction reader\n")
+        parser.exit(1, f"error: {args.model} has no instruction reader\n")
     rows = reading_report(pipe.reader, pipe.text_encoder, args.seed)
 
-    print("| split | spelling | phrasings | family right | family and grade right |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| split | spelling | phrasings | family right | grade right | family and grade right |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print(
-            f"| {row['split']} | {row['spelling']} | {row['count']} | {row['family']:.1%}"
+            f"| {row['split']} | {row['spelling']} | {row['count']} | {row['family']:.1%} | {row['grade']:.1%}"
             f" | {row['family_and_grade']:.1%} |"
         )
     if args.json:

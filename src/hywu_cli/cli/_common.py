@@ -543,6 +543,43 @@ def open_pipeline(model: str, device: Device, dtype: Dtype, reporter: Reporter) 
     return load_pipeline(str(model_dir), device_name, dtype_name)
 
 
+class Rejections:
+    """Instructions that `--strict` rejects, gathered so that one error names them all.
+
+    With one rejected instruction the error is that instruction's full message; with several, it lists each
+    instruction with a short reason and gives the advice once.
+    """
+
+    def __init__(self, model_name: str) -> None:
+        self.model_name = model_name
+        self.reasons: list[tuple[str, str]] = []  # (instruction, short reason)
+        self.messages: list[str] = []
+        self.literal_helps = False
+
+    def add(self, instructions: Sequence[str], reason: str, message: str, *, literal_helps: bool = False) -> None:
+        """Reject `instructions` for `reason`; `message` is the full error for when only they are rejected."""
+        self.reasons += [(text, reason) for text in instructions]
+        self.messages.append(message)
+        self.literal_helps = self.literal_helps or literal_helps
+
+    def raise_if_any(self) -> None:
+        """Raise one error for every rejected instruction, if there is any.
+
+        Raises:
+            HywuError: at least one instruction was rejected.
+        """
+        if not self.reasons:
+            return
+        if len(self.messages) == 1 and len(self.reasons) == 1:
+            raise HywuError(self.messages[0])
+        listed = "; ".join(f"{text!r} ({reason})" for text, reason in self.reasons)
+        literal = ", pass --literal to apply the unread ones as written" if self.literal_helps else ""
+        raise HywuError(
+            f"--strict rejected {len(self.reasons)} instructions: {listed}. Rephrase them as edits that `hywu edits` "
+            f"lists{literal}, or run without --strict"
+        )
+
+
 def read_instructions(
     pipe: Any,
     instructions: Sequence[str],
@@ -551,22 +588,21 @@ def read_instructions(
     strict: bool,
     reporter: Reporter,
     scope: dict[str, Any] | None = None,
-    rejected: list[str] | None = None,
+    rejections: Rejections | None = None,
 ) -> dict[str, Any]:
     """Set the pipeline's literal mode and report, for each instruction, which edit the reader recognised.
 
     An in-scope instruction (per `scope`) that the reader cannot match to one edit gets one warning, and with
-    `strict` it raises. Either way its photo is not changed. Out-of-scope instructions were already reported by
-    `check_scope`. With `strict`, `rejected` carries the messages of the instructions `check_scope` rejected, and
-    the error names every rejected instruction at once.
+    `strict` it is rejected. Either way its photo is not changed. Out-of-scope instructions were already reported
+    by `check_scope`, which adds them to `rejections` with `strict`; the error then names every rejected
+    instruction at once.
 
     Raises:
-        HywuError: `strict` is set and `rejected` is not empty or the reader matched an in-scope instruction to no
-            edit.
+        HywuError: `strict` is set and at least one instruction is rejected, here or in `rejections`.
     """
-    rejected = [] if rejected is None else rejected
     from hywu_cli.phrasings import FAMILY_PHRASINGS
 
+    rejections = Rejections(pipe.model_name) if rejections is None else rejections
     pipe.literal = literal
     readings = dict(zip(instructions, pipe.read_instructions(list(instructions)), strict=True))
     reads = getattr(pipe, "reader", None) is not None and not literal
@@ -586,16 +622,15 @@ def read_instructions(
                     "each part in turn, join the parts with ';' or 'then'"
                 )
         elif reading.no_edit and not in_scope:
-            # `check_scope` already warned about it, so a notice is enough to state what happens to the photo.
-            reporter.notice(f"{instruction!r} matches none of the edits, so its photos are not changed")
+            # `check_scope` already warned about it (or, with --strict, rejected it), so a notice is enough to state
+            # what happens to the photo.
+            if not strict:
+                reporter.notice(f"{instruction!r} matches none of the edits, so its photos are not changed")
         elif reading.matches_none:
             no_edit.append(instruction)
         elif reads:
             unmatched.append(instruction)
-    report_no_edit(pipe, no_edit, strict, reporter, rejected)
-    if not unmatched:
-        raise_rejected(rejected)
-        return readings
+    report_no_edit(pipe, no_edit, strict, reporter, rejections)
 
     from hywu_cli.instruction_reader import request_parts
 
@@ -603,47 +638,43 @@ def read_instructions(
     single = [text for text in unmatched if text not in compound]
     if single:
         report_unmatched(
+            single,
             f"could not match {', '.join(repr(text) for text in single)} to one of {pipe.model_name}'s edits",
             "rephrase it as one edit (`hywu edits` lists them)",
+            "could not be matched to one edit",
             strict,
             reporter,
-            rejected,
+            rejections,
         )
     if compound:
         report_unmatched(
+            compound,
             f"could not read {', '.join(repr(text) for text in compound)} as edits applied in turn, because two "
             "of its parts undo each other (such as brighter and darker) or one part matches no edit",
             "ask for each edit clearly, leave out edits that undo each other, and join the rest with ';' or 'then' "
             "(`hywu edits` lists the edits)",
+            "two parts undo each other, or one part matches no edit",
             strict,
             reporter,
-            rejected,
+            rejections,
         )
-    raise_rejected(rejected)
+    rejections.raise_if_any()
     return readings
 
 
-def raise_rejected(rejected: list[str]) -> None:
-    """Raise one error that lists every message in `rejected`, if there is any.
-
-    Raises:
-        HywuError: `rejected` is not empty.
-    """
-    if rejected:
-        raise HywuError(" | ".join(rejected))
-
-
 def report_unmatched(
-    message: str, advice: str, strict: bool, reporter: Reporter, rejected: list[str] | None = None
+    instructions: list[str],
+    message: str,
+    advice: str,
+    reason: str,
+    strict: bool,
+    reporter: Reporter,
+    rejections: Rejections,
 ) -> None:
-    """Warn that the photos of unmatched instructions are not changed; with `strict`, add the message to
-    `rejected`, or raise when there is no such list.
-
-    Raises:
-        HywuError: `strict` is set and `rejected` is None.
-    """
+    """Warn that the photos of unmatched instructions are not changed, or with `strict` reject them."""
     if strict:
-        reject(f"{message}; {advice}, pass --literal, or run without --strict", rejected)
+        full = f"{message}; {advice}, pass --literal, or run without --strict"
+        rejections.add(instructions, reason, full, literal_helps=True)
         return
     reporter.warning(
         f"{message}, so its photos are not changed; {advice}, or pass --literal to apply the model to the words "
@@ -652,22 +683,18 @@ def report_unmatched(
 
 
 def report_no_edit(
-    pipe: Any, instructions: list[str], strict: bool, reporter: Reporter, rejected: list[str] | None = None
+    pipe: Any, instructions: list[str], strict: bool, reporter: Reporter, rejections: Rejections
 ) -> None:
-    """Warn once about in-scope instructions that the reader is sure match no edit; with `strict`, reject them
-    as `reject` does.
-
-    Raises:
-        HywuError: `strict` is set, `instructions` is not empty and `rejected` is None.
-    """
+    """Warn once about in-scope instructions that the reader is sure match no edit, or with `strict` reject them."""
     if not instructions:
         return
     message = (
-        f"{', '.join(repr(text) for text in instructions)} matches none of {pipe.model_name}'s edits (nor does "
-        'a request to remove an effect, such as "remove the fog")'
+        f"{', '.join(repr(text) for text in instructions)} matches none of {pipe.model_name}'s edits, which add "
+        "effects and cannot remove one"
     )
     if strict:
-        reject(f"{message}; rephrase it as one of the edits `hywu edits` lists, or run without --strict", rejected)
+        full = f"{message}; rephrase it as one of the edits `hywu edits` lists, or run without --strict"
+        rejections.add(instructions, f"matches none of {pipe.model_name}'s edits", full, literal_helps=True)
         return
     reporter.warning(
         f"{message}, so its photos are not changed; --literal applies the model to the words as written"
@@ -691,32 +718,21 @@ def reading_record(reading: Any, literal: bool) -> dict[str, Any] | None:
     }
 
 
-def reject(message: str, rejected: list[str] | None) -> None:
-    """Add a `--strict` rejection to `rejected`, or raise it at once when there is no such list.
-
-    Raises:
-        HywuError: `rejected` is None.
-    """
-    if rejected is None:
-        raise HywuError(message)
-    rejected.append(message)
-
-
 def check_scope(
     pipe: Any,
     instructions: Sequence[str],
     *,
     strict: bool,
     reporter: Reporter,
-    rejected: list[str] | None = None,
+    rejections: Rejections | None = None,
 ) -> dict[str, Any]:
     """Return each instruction's scope report and warn about out-of-scope ones.
 
-    With `strict`, out-of-scope instructions are rejected as `reject` does. Given a `rejected` list, the caller's
-    `read_instructions` then raises one error for every rejected instruction.
+    With `strict`, out-of-scope instructions are rejected: at once, or, given `rejections`, by the caller's
+    `read_instructions`, in one error with every other rejected instruction.
 
     Raises:
-        HywuError: `strict` is set, at least one instruction is outside the model's edits and `rejected` is None.
+        HywuError: `strict` is set, at least one instruction is outside the model's edits and `rejections` is None.
     """
     reports = {instruction: pipe.check_scope(instruction) for instruction in instructions}
     messages = []
@@ -724,12 +740,17 @@ def check_scope(
         if report.in_scope:
             continue
         closest = ", ".join(f"{title} ({similarity:.2f})" for title, similarity in report.closest[:3])
-        messages.append(
+        message = (
             f"{instruction!r} looks outside what {pipe.model_name} can edit (score {report.score:.2f}); "
             f"closest supported edits: {closest or 'none'}"
         )
+        messages.append(message)
+        if strict and rejections is not None:
+            reason = f"outside {pipe.model_name}'s edits; closest: {closest or 'none'}"
+            rejections.add([instruction], reason, f"{message}; rephrase or run without --strict")
     if strict and messages:
-        reject(f"{' | '.join(messages)}; rephrase or run without --strict", rejected)
+        if rejections is None:
+            raise HywuError(f"{' | '.join(messages)}; rephrase or run without --strict")
         return reports
     for message in messages:
         reporter.warning(message)

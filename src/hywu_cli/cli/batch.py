@@ -162,10 +162,10 @@ def batch(
         # 3. Load the model once and check the instructions against its edits
         pipe = _common.open_pipeline(model, device, dtype, reporter)
         # With --strict, one error names every rejected instruction, out of scope or unread.
-        rejected: list[str] = []
-        scope = _common.check_scope(pipe, unique, strict=strict, reporter=reporter, rejected=rejected)
+        rejections = _common.Rejections(pipe.model_name)
+        scope = _common.check_scope(pipe, unique, strict=strict, reporter=reporter, rejections=rejections)
         readings = _common.read_instructions(
-            pipe, unique, literal=literal, strict=strict, reporter=reporter, scope=scope, rejected=rejected
+            pipe, unique, literal=literal, strict=strict, reporter=reporter, scope=scope, rejections=rejections
         )
 
         # 4. Run the jobs, recording each one in the manifest as it finishes

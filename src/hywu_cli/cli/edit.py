@@ -106,6 +106,7 @@ def edit(
         loaded = imageio.load_image(image)
         logger.debug("read %s: %s %s, %dx%d stored, orientation %d", image, loaded.format, loaded.mode,
                      *loaded.stored_size, loaded.orientation)  # fmt: skip
+        imageio.check_output_size(output, loaded.image.size)  # before the model loads, not after the edit
 
         # 3. Load the model
         pipe = _common.open_pipeline(model, device, dtype, reporter)
