@@ -121,7 +121,7 @@ class InstructionReading:
 
     `unsplit_parts` holds the readings of the parts when a split at a comma or "and" read clearly as several edits
     that do not conflict, but the whole instruction read as one of them ("warmer, brighter, more contrast" as more
-    contrast). The pipeline applies the whole reading only; the command line says how to ask for each edit.
+    contrast). The pipeline applies the whole reading only, and `hywu edit` prints how to ask for each edit.
     """
 
     instruction: str

@@ -546,8 +546,8 @@ def open_pipeline(model: str, device: Device, dtype: Dtype, reporter: Reporter) 
 class Rejections:
     """Instructions that `--strict` rejects, gathered so that one error names them all.
 
-    With one rejected instruction the error is that instruction's full message; with several, it lists each
-    instruction with a short reason and gives the advice once.
+    One rejected instruction gets its full message as the error. Several are listed each with a short reason, and
+    the advice comes once.
     """
 
     def __init__(self, model_name: str) -> None:
