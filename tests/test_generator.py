@@ -106,6 +106,24 @@ def test_plain_loader_matches_diffusers_loader(tmp_path):
         assert torch.equal(expected.lora_B[name], actual.lora_B[name])
 
 
+def test_loaded_network_keeps_buffers_and_init_functions(tmp_path):
+    from hywu_cli.network_io import RANDOM_INITIALISERS, skipped_random_init
+
+    generator = make_generator()
+    generator.save_pretrained(tmp_path / "generator")
+    before = {name: getattr(torch.nn.init, name) for name in RANDOM_INITIALISERS}
+
+    plain = load_network(ParameterGeneratorNetwork, tmp_path / "generator")
+    with pytest.raises(RuntimeError), skipped_random_init():
+        raise RuntimeError("a failure while building")
+
+    # Non-persistent buffers are computed, not loaded, so they must not depend on the skipped initialisers.
+    expected_buffers = dict(generator.named_buffers())
+    for name, buffer in plain.named_buffers():
+        assert torch.equal(buffer, expected_buffers[name]), name
+    assert {name: getattr(torch.nn.init, name) for name in RANDOM_INITIALISERS} == before
+
+
 def test_layer_gain_scales_its_lora_b():
     torch.manual_seed(3)
     plain = make_generator()

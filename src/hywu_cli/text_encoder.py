@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hywu_cli.errors import HywuWarning
+from hywu_cli.network_io import skipped_random_init
 
 
 logger = logging.getLogger(__name__)
@@ -158,7 +159,8 @@ class TextEncoder:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         config = json.loads((folder / "config.json").read_text())
-        self.model = MiniBert(config)
+        with skipped_random_init():
+            self.model = MiniBert(config)
         self.model.load_transformers_state_dict(load_file(str(folder / "model.safetensors")))
         self.model.to(device).eval().requires_grad_(False)
         self.device = torch.device(device)
