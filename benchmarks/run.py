@@ -503,7 +503,8 @@ def judge_ratio_target(compute: list[dict], limit: float, name: str, photo: str)
     entry = find_entry(compute, TARGET_RATIO_MP, photo)
     target = f"edit / (decode + encode) at most {limit:g} at {TARGET_RATIO_MP:g} MP, every instruction, {photo} photo"
     if entry is None:
-        return {"name": name, "target": target, "value": None, "status": "not measured"}
+        status = f"not measured (no {TARGET_RATIO_MP:g} MP photo)"
+        return {"name": name, "target": target, "value": None, "status": status}
     worst = max(entry["edits"], key=lambda edit: edit["ratio"])
     value = f"{worst['ratio']:.2f} (worst: {worst['instruction']!r})"
     return {"name": name, "target": target, "value": value, "status": "met" if worst["ratio"] <= limit else "missed"}
@@ -513,7 +514,8 @@ def judge_throughput_target(throughput: list[dict]) -> dict:
     target = f"at least {TARGET_IMAGES_PER_MINUTE:g} images per minute at {TARGET_THROUGHPUT_MP:g} MP, best batch size"
     entries = [entry for entry in throughput if entry["megapixels"] == TARGET_THROUGHPUT_MP]
     if not entries:
-        return {"name": "batch throughput", "target": target, "value": None, "status": "not measured"}
+        status = f"not measured (no {TARGET_THROUGHPUT_MP:g} MP photo)"
+        return {"name": "batch throughput", "target": target, "value": None, "status": status}
     best = max(entries, key=lambda entry: entry["images_per_minute"])
     value = f"{best['images_per_minute']:.1f} (batch size {best['batch_size']})"
     met = best["images_per_minute"] >= TARGET_IMAGES_PER_MINUTE
@@ -524,7 +526,8 @@ def judge_memory_target(memory: dict) -> dict:
     target = f"peak resident memory of `hywu edit` at most {TARGET_MEMORY_BYTES / 1e9:g} GB at {TARGET_MEMORY_MP:g} MP"
     entry = find_entry(memory["results"], TARGET_MEMORY_MP)
     if entry is None:
-        return {"name": "peak memory", "target": target, "value": None, "status": "not measured"}
+        status = f"not measured (no {TARGET_MEMORY_MP:g} MP photo)"
+        return {"name": "peak memory", "target": target, "value": None, "status": status}
     status = "met" if entry["max_bytes"] <= TARGET_MEMORY_BYTES else "missed"
     return {"name": "peak memory", "target": target, "value": format_bytes(entry["max_bytes"]), "status": status}
 
@@ -772,7 +775,7 @@ def main(argv: list[str] | None = None) -> None:
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     log(f"wrote {args.out} and {args.json}")
     for target in results["targets"]:
-        log(f"{target['name']}: {target['status']} ({target['value'] or 'no value'})")
+        log(f"{target['name']}: {target['status']}" + (f" ({target['value']})" if target["value"] else ""))
 
 
 if __name__ == "__main__":

@@ -731,13 +731,12 @@ def test_edit_reports_each_requested_edit(reader_pipe, tmp_path):
 def test_edit_says_how_to_split_a_list_read_as_one_edit(reader_pipe, tmp_path):
     image = write_image(tmp_path / "photo.png")
 
-    result = invoke("edit", image, "cosy, warm")
+    result = invoke("edit", image, "cosy, warm", "--json", "-q")
 
     assert result.exit_code == 0, result.output
-    assert "read 'cosy, warm' as: Warmer, normal (confidence 0.70)" in result.stderr
-    assert "its parts alone read as Film grain, Warmer" in result.stderr
+    assert "warning: only Warmer is applied: the parts of 'cosy, warm' read as Film grain, Warmer" in result.stderr
     assert "join the parts with ';' or 'then'" in result.stderr
-    assert "warning" not in result.stderr
+    assert json.loads(result.stdout)["reading"]["parts_read_alone"] == ["film_grain", "warmer"]
 
 
 @pytest.mark.parametrize(
@@ -870,14 +869,16 @@ def test_strict_rejects_out_of_scope(fake_pipe, tmp_path):
     assert not (tmp_path / "photo_edited.jpg").exists()
 
 
-def test_out_of_scope_warns_and_runs(fake_pipe, tmp_path):
+def test_out_of_scope_unread_instruction_warns_twice(fake_pipe, tmp_path):
+    # The scope check cannot know whether the reader matches the instruction; the second warning says it did not.
     image = write_image(tmp_path / "photo.jpg")
 
-    result = invoke("edit", image, "add a moustache")
+    result = invoke("edit", image, "add a moustache", "-q")
 
     assert result.exit_code == 0, result.output
-    assert result.stderr.count("warning:") == 1
+    assert result.stderr.count("warning:") == 2
     assert "closest supported edits: Warmer (0.41), Vintage (0.33)" in result.stderr
+    assert "'add a moustache' matches none of the edits, so its photo is left unchanged" in result.stderr
     assert (tmp_path / "photo_edited.jpg").is_file()
 
 
@@ -1215,8 +1216,23 @@ def test_batch_strict_names_every_rejected_instruction(reader_pipe, tmp_path):
         alone=False,
     )
     assert result.stderr.count("--strict") == 2  # once in the list's heading, once in the advice
-    assert "so its photos are not changed" not in result.stderr
+    assert "left unchanged" not in result.stderr
     assert not (folder / "hywu-out").exists()
+
+
+def test_batch_strict_lists_ten_rejections_in_file_order(reader_pipe, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_image(folder / "a.png")
+    bad = [f"qwzx {number}" for number in range(12)]
+    prompts = write_prompts(tmp_path / "prompts.txt", "make it warmer", *bad, "add a moustache")
+
+    result = invoke("batch", folder, prompts, "--strict")
+
+    assert_one_line_error(result, 1, "--strict rejected 13 instructions: 'qwzx 0' (", "; and 3 more.", alone=False)
+    listed = result.stderr.splitlines()[-1]
+    assert listed.index("'qwzx 0'") < listed.index("'qwzx 9'")
+    assert "'qwzx 10'" not in listed and "moustache" not in listed
 
 
 def test_batch_output_on_stderr_result_on_stdout(fake_pipe, tmp_path):

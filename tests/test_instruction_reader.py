@@ -207,13 +207,16 @@ def test_reader_report_command_prints_table(monkeypatch, tmp_path, capsys):
     [
         (["--model", "no-such-model"], "error: "),
         (["--json", "/no/such/folder/reader.json"], "the folder of --json /no/such/folder/reader.json does not exist"),
+        (["--json", "{tmp}"], "is a folder; give a file name such as"),
+        (["--json", "{tmp}/old.json"], "already exists; pass --overwrite to replace it"),
     ],
 )
-def test_reader_report_command_rejects_bad_options(capsys, arguments, fragment):
+def test_reader_report_command_rejects_bad_options(capsys, tmp_path, arguments, fragment):
     from hywu_cli import instruction_reader
 
+    (tmp_path / "old.json").write_text("[]")
     with pytest.raises(SystemExit) as exit_info:
-        instruction_reader.main(arguments)
+        instruction_reader.main([argument.format(tmp=tmp_path) for argument in arguments])
 
     assert exit_info.value.code in (1, 2)
     assert fragment in capsys.readouterr().err

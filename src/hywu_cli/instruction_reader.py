@@ -660,12 +660,18 @@ def main(argv: list[str] | None = None) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--model", default="weights/hywu-lite", help="model folder or name")
+    parser.add_argument("--model", default="hywu-lite", help="model folder or name")
     parser.add_argument("--seed", type=int, default=0, help="seed of the typing mistakes")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     args = parser.parse_args(argv)
-    if args.json is not None and not args.json.parent.is_dir():
-        parser.error(f"the folder of --json {args.json} does not exist; create it or choose another path")
+    if args.json is not None:
+        if not args.json.parent.is_dir():
+            parser.error(f"the folder of --json {args.json} does not exist; create it or choose another path")
+        if args.json.is_dir():
+            parser.error(f"--json {args.json} is a folder; give a file name such as {args.json / 'reader.json'}")
+        if args.json.exists() and not args.overwrite:
+            parser.error(f"--json {args.json} already exists; pass --overwrite to replace it")
 
     try:
         pipe = load_pipeline(args.model, device="cpu")

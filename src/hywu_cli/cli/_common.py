@@ -550,8 +550,12 @@ class Rejections:
     the advice comes once.
     """
 
-    def __init__(self, model_name: str) -> None:
+    # The error lists at most this many instructions, then counts the rest.
+    LISTED = 10
+
+    def __init__(self, model_name: str, order: Sequence[str] = ()) -> None:
         self.model_name = model_name
+        self.order = {text: position for position, text in enumerate(order)}  # instructions in prompt-file order
         self.reasons: list[tuple[str, str]] = []  # (instruction, short reason)
         self.messages: list[str] = []
         self.literal_helps = False
@@ -572,10 +576,13 @@ class Rejections:
             return
         if len(self.messages) == 1 and len(self.reasons) == 1:
             raise HywuError(self.messages[0])
-        listed = "; ".join(f"{text!r} ({reason})" for text, reason in self.reasons)
+        reasons = sorted(self.reasons, key=lambda item: self.order.get(item[0], len(self.order)))
+        listed = "; ".join(f"{text!r} ({reason})" for text, reason in reasons[: self.LISTED])
+        if len(reasons) > self.LISTED:
+            listed += f"; and {len(reasons) - self.LISTED} more"
         literal = ", pass --literal to apply the unread ones as written" if self.literal_helps else ""
         raise HywuError(
-            f"--strict rejected {len(self.reasons)} instructions: {listed}. Rephrase them as edits that `hywu edits` "
+            f"--strict rejected {len(reasons)} instructions: {listed}. Rephrase them as edits that `hywu edits` "
             f"lists{literal}, or run without --strict"
         )
 
@@ -617,15 +624,16 @@ def read_instructions(
             reporter.notice(f"read {instruction!r} as: {edits}")
             if reading.unsplit_parts:
                 parts = ", ".join(FAMILY_PHRASINGS[part.family].title for part in reading.unsplit_parts)
-                reporter.notice(
-                    f"its parts alone read as {parts}, but the whole reads as one edit, which is applied; to apply "
-                    "each part in turn, join the parts with ';' or 'then'"
+                reporter.warning(
+                    f"only {FAMILY_PHRASINGS[reading.family].title} is applied: the parts of {instruction!r} read as "
+                    f"{parts}, but the whole reads as one edit; to apply each part in turn, join the parts with ';' "
+                    "or 'then'"
                 )
         elif reading.no_edit and not in_scope:
-            # `check_scope` already warned about it (or, with --strict, rejected it), so a notice is enough to state
-            # what happens to the photo.
+            # `check_scope` warned that it looks out of scope (or, with --strict, rejected it). This says what happens
+            # to the photo, which the scope warning cannot know.
             if not strict:
-                reporter.notice(f"{instruction!r} matches none of the edits, so its photos are not changed")
+                reporter.warning(f"{instruction!r} matches none of the edits, so its photo is left unchanged")
         elif reading.matches_none:
             no_edit.append(instruction)
         elif reads:
@@ -715,6 +723,8 @@ def reading_record(reading: Any, literal: bool) -> dict[str, Any] | None:
             {"family": edit.family, "grade": edit.grade, "confidence": edit.confidence, "conditioned_on": edit.text}
             for edit in reading.followed_by
         ],
+        # Edits that the parts of a list read as, when the whole read as one of them and only that one is applied.
+        "parts_read_alone": [part.family for part in reading.unsplit_parts],
     }
 
 

@@ -162,7 +162,7 @@ def batch(
         # 3. Load the model once and check the instructions against its edits
         pipe = _common.open_pipeline(model, device, dtype, reporter)
         # With --strict, one error names every rejected instruction, out of scope or unread.
-        rejections = _common.Rejections(pipe.model_name)
+        rejections = _common.Rejections(pipe.model_name, order=unique)
         scope = _common.check_scope(pipe, unique, strict=strict, reporter=reporter, rejections=rejections)
         readings = _common.read_instructions(
             pipe, unique, literal=literal, strict=strict, reporter=reporter, scope=scope, rejections=rejections
