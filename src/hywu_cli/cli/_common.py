@@ -630,8 +630,8 @@ def read_instructions(
                     "or 'then'"
                 )
         elif reading.no_edit and not in_scope:
-            # `check_scope` warned that it looks out of scope (or, with --strict, rejected it). This says what happens
-            # to the photo, which the scope warning cannot know.
+            # `check_scope` warned that it looks out of scope (or, with --strict, rejected it). That warning cannot know
+            # whether the reader matches it, so this one tells what happens to the photo.
             if not strict:
                 reporter.warning(f"{instruction!r} matches none of the edits, so its photo is left unchanged")
         elif reading.matches_none:
