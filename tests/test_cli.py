@@ -760,7 +760,7 @@ def test_edit_warns_unmatched_instruction(reader_pipe, tmp_path, instruction, wa
     assert warning in result.stderr
     assert advice in result.stderr
     assert other_warning not in result.stderr
-    assert "not changed" in result.stderr
+    assert "left unchanged" in result.stderr
     assert (tmp_path / "photo_edited.png").is_file()
 
 
@@ -781,7 +781,7 @@ def test_edit_warns_request_matching_no_edit(reader_pipe, tmp_path):
 
     assert result.exit_code == 0, result.output
     assert "warning: 'remove the fog' matches none of" in result.stderr
-    assert "not changed" in result.stderr
+    assert "left unchanged" in result.stderr
     assert "could not match" not in result.stderr
     assert json.loads(result.stdout)["reading"]["leaves_photo_unchanged"] is True
 
@@ -1211,7 +1211,7 @@ def test_batch_strict_names_every_rejected_instruction(reader_pipe, tmp_path):
         "--strict rejected 4 instructions: 'add a moustache' (outside hywu-lite's edits; closest: Warmer (0.41), ",
         "'remove the fog' (matches none of hywu-lite's edits)",
         "'asdf' (could not be matched to one edit)",
-        "'asdf; qwer' (two parts undo each other, or one part matches no edit)",
+        "'asdf; qwer' (its parts do not all read clearly as edits)",
         "pass --literal to apply the unread ones as written, or run without --strict",
         alone=False,
     )

@@ -308,6 +308,22 @@ def test_reader_contradictory_request_unread(shipped_reader, text_encoder, instr
 
     assert reading.family is None
     assert reading.no_edit
+    assert reading.unread_reason
+
+
+@pytest.mark.parametrize(
+    "instruction,reason",
+    [
+        ("brighter and darker", "its parts ask for Brighter and Darker, which undo each other"),
+        ("warmer; cooler", "its parts ask for Cooler and Warmer, which undo each other"),
+        ("asdf; qwer", "its part 'asdf' matches no edit clearly"),
+    ],
+)
+def test_reader_says_why_a_request_is_unread(shipped_reader, text_encoder, instruction, reason):
+    (reading,) = shipped_reader.read(text_encoder, [instruction])
+
+    assert reading.no_edit
+    assert reading.unread_reason == reason
     assert reading.followed_by == ()
 
 

@@ -133,6 +133,9 @@ class InstructionReading:
     matches_none: bool = False
     followed_by: tuple[InstructionReading, ...] = ()
     unsplit_parts: tuple[InstructionReading, ...] = ()
+    # Why a request with several parts was left unread, for messages: the parts that undo each other, or the part
+    # that matches no edit. None for other readings.
+    unread_reason: str | None = None
 
     def edits(self) -> tuple[InstructionReading, ...]:
         """Return the readings to apply in order: this one without `followed_by`, then each of `followed_by`."""
@@ -260,16 +263,20 @@ class InstructionReaderNetwork(nn.Module):
         if reading.family is None and reading.matches_none:
             return reading
         unsplit: tuple[InstructionReading, ...] = ()
+        unclear_part = None
         for joiners in (FIRM_JOINERS, ALL_JOINERS):
             parts = request_parts(reading.instruction, joiners)
             if len(parts) < 2:
                 continue
             firm = joiners is FIRM_JOINERS
-            edits, all_clear = self.read_parts(text_encoder, parts)
+            edits, unclear = self.read_parts(text_encoder, parts)
             families = {edit.family for edit in edits}
-            if not all_clear:
+            if unclear:
+                unclear_part = unclear_part or unclear[0]
                 if firm and edits and reading.family is not None and reading.family not in families:
-                    return self.unread(reading)
+                    whole = FAMILY_PHRASINGS[reading.family].title
+                    reason = f"its part {unclear[0]!r} matches no edit clearly, and read whole it asks for {whole}"
+                    return self.unread(reading, reason)
                 continue
             if len(families) < 2:
                 continue
@@ -278,27 +285,41 @@ class InstructionReaderNetwork(nn.Module):
                 # other part resolves ("photo is a little soft, can you make it more crisp").
                 short = all(len(part.split()) <= SHORT_PART_WORDS for part in parts)
                 if firm or short or reading.confidence < COMPOUND_PART_CONFIDENCE:
-                    return self.unread(reading)
+                    reason = f"its parts ask for {self.conflict_names(families)}, which undo each other"
+                    return self.unread(reading, reason)
                 continue
             if firm or self.whole_agrees(reading, families, whole):
                 first = replace(edits[0], instruction=reading.instruction)
                 return replace(first, followed_by=tuple(edits[1:]))
             if reading.family is not None:
                 unsplit = tuple(edits)
+        if reading.family is None and unclear_part is not None:
+            return replace(reading, unread_reason=f"its part {unclear_part!r} matches no edit clearly")
         return replace(reading, unsplit_parts=unsplit)
 
-    def read_parts(self, text_encoder: TextEncoder, parts: list[str]) -> tuple[list[InstructionReading], bool]:
-        """Return one reading per distinct family among the clearly read `parts`, and whether every part was."""
+    def read_parts(
+        self, text_encoder: TextEncoder, parts: list[str]
+    ) -> tuple[list[InstructionReading], list[str]]:
+        """Return one reading per distinct family among the clearly read `parts`, and the parts not read clearly."""
         probabilities, grades = self.classify(text_encoder, parts)
         edits: list[InstructionReading] = []
-        all_clear = True
+        unclear = []
         for part, part_probabilities, grade in zip(parts, probabilities, grades):
             edit = self.reading_from(part, part_probabilities, grade)
             if edit.family is None or edit.confidence < COMPOUND_PART_CONFIDENCE:
-                all_clear = False
+                unclear.append(part)
             elif edit.family not in {other.family for other in edits}:
                 edits.append(edit)
-        return edits, all_clear
+        return edits, unclear
+
+    @staticmethod
+    def conflict_names(families: set[str | None]) -> str:
+        """Return the titles of the first conflicting pair in `families`, as "Brighter and Darker"."""
+        opposite = _opposites()
+        for family in sorted(family for family in families if family is not None):
+            if opposite.get(family) in families:
+                return f"{FAMILY_PHRASINGS[family].title} and {FAMILY_PHRASINGS[opposite[family]].title}"
+        return "edits"
 
     @staticmethod
     def conflicts(families: set[str | None]) -> bool:
@@ -314,9 +335,11 @@ class InstructionReaderNetwork(nn.Module):
         return all(whole[index[family]].item() >= COMPOUND_WHOLE_SHARE for family in families)
 
     @staticmethod
-    def unread(reading: InstructionReading) -> InstructionReading:
+    def unread(reading: InstructionReading, reason: str) -> InstructionReading:
         """Return `reading` as an instruction the reader could not read, which leaves the photo unchanged."""
-        return InstructionReading(reading.instruction, reading.instruction, None, None, reading.confidence, True)
+        return InstructionReading(
+            reading.instruction, reading.instruction, None, None, reading.confidence, True, unread_reason=reason
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -600,7 +600,7 @@ def read_instructions(
     """Set the pipeline's literal mode and report, for each instruction, which edit the reader recognised.
 
     An in-scope instruction (per `scope`) that the reader cannot match to one edit gets one warning, and with
-    `strict` it is rejected. Either way its photo is not changed. Out-of-scope instructions were already reported
+    `strict` it is rejected. Either way its photo is left unchanged. Out-of-scope instructions were already reported
     by `check_scope`, which adds them to `rejections` with `strict`; the error then names every rejected
     instruction at once.
 
@@ -630,8 +630,8 @@ def read_instructions(
                     "or 'then'"
                 )
         elif reading.no_edit and not in_scope:
-            # `check_scope` warned that it looks out of scope (or, with --strict, rejected it). That warning cannot know
-            # whether the reader matches it, so this one tells what happens to the photo.
+            # `check_scope` warned that it looks out of scope (or, with --strict, rejected it). That warning cannot
+            # know whether the reader matches it, so this one states what happens to the photo.
             if not strict:
                 reporter.warning(f"{instruction!r} matches none of the edits, so its photo is left unchanged")
         elif reading.matches_none:
@@ -645,23 +645,24 @@ def read_instructions(
     compound = [text for text in unmatched if len(request_parts(text)) > 1]
     single = [text for text in unmatched if text not in compound]
     if single:
+        each = "it" if len(single) == 1 else "each"
         report_unmatched(
             single,
             f"could not match {', '.join(repr(text) for text in single)} to one of {pipe.model_name}'s edits",
-            "rephrase it as one edit (`hywu edits` lists them)",
+            f"rephrase {each} as one edit (`hywu edits` lists them)",
             "could not be matched to one edit",
             strict,
             reporter,
             rejections,
         )
-    if compound:
+    for text in compound:
+        reason = readings[text].unread_reason or "its parts do not all read clearly as edits"
         report_unmatched(
-            compound,
-            f"could not read {', '.join(repr(text) for text in compound)} as edits applied in turn, because two "
-            "of its parts undo each other (such as brighter and darker) or one part matches no edit",
+            [text],
+            f"could not read {text!r} as edits applied in turn: {reason}",
             "ask for each edit clearly, leave out edits that undo each other, and join the rest with ';' or 'then' "
             "(`hywu edits` lists the edits)",
-            "two parts undo each other, or one part matches no edit",
+            reason,
             strict,
             reporter,
             rejections,
@@ -679,13 +680,14 @@ def report_unmatched(
     reporter: Reporter,
     rejections: Rejections,
 ) -> None:
-    """Warn that the photos of unmatched instructions are not changed, or with `strict` reject them."""
+    """Warn that the photos of unmatched instructions are left unchanged, or with `strict` reject them."""
     if strict:
         full = f"{message}; {advice}, pass --literal, or run without --strict"
         rejections.add(instructions, reason, full, literal_helps=True)
         return
+    photos = "its photo is" if len(instructions) == 1 else "their photos are"
     reporter.warning(
-        f"{message}, so its photos are not changed; {advice}, or pass --literal to apply the model to the words "
+        f"{message}, so {photos} left unchanged; {advice}, or pass --literal to apply the model to the words "
         "as written"
     )
 
@@ -705,7 +707,8 @@ def report_no_edit(
         rejections.add(instructions, f"matches none of {pipe.model_name}'s edits", full, literal_helps=True)
         return
     reporter.warning(
-        f"{message}, so its photos are not changed; --literal applies the model to the words as written"
+        f"{message}, so {'its photo is' if len(instructions) == 1 else 'their photos are'} left unchanged; --literal "
+        "applies the model to the words as written"
     )
 
 
