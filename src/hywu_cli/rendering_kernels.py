@@ -199,13 +199,14 @@ def box_means(image, factor):
 
 
 @_compile
-def box_means_rows(image, factor, means, first, stop):
-    """Store block rows [first, stop) of `box_means(image, factor)` in `means`, so threads can share the work."""
+def box_means_rows(image, factor, means, first_block_row, stop_block_row):
+    """Store block rows [first_block_row, stop_block_row) of `box_means(image, factor)` in `means`, so threads can
+    share the work."""
     height, width, channels = image.shape
     columns = means.shape[1]
     column_sums = np.empty(width * channels, np.int32)  # (width * 3,) sums over the rows of one block row
 
-    for block_row in range(first, stop):
+    for block_row in range(first_block_row, stop_block_row):
         first = block_row * factor
         last = min(first + factor, height)
         column_sums[:] = 0
@@ -301,7 +302,7 @@ def render_rows(
     # Buffers for one output row. Each step below is a simple loop over the row: on a 12-megapixel photo that ran
     # about 20% faster than one loop doing every step per pixel.
     flat = np.empty(width, np.int64)
-    table_levels = np.empty(width * 3, np.int64)
+    table_levels = np.empty(width * 3, np.int32)  # int32: AVX2 converts float32 to int32 in vectors, not to int64
     mixed = np.empty((width, 3), np.float32)
     mixed_values = mixed.reshape(-1)
     colour = np.empty((width, 3), np.float32)
@@ -361,7 +362,7 @@ def render_rows(
                     mixed[x, 1] += posterize_weight * _clip_unit(green * step)
                     mixed[x, 2] += posterize_weight * _clip_unit(blue * step)
             for index in range(width * 3):
-                table_levels[index] = np.int64(np.rint(_clip_unit(mixed_values[index]) * scale))
+                table_levels[index] = np.int32(np.rint(_clip_unit(mixed_values[index]) * scale))
             for x in range(width):
                 red_level = table_levels[3 * x]
                 green_level = table_levels[3 * x + 1]
