@@ -882,6 +882,18 @@ def test_out_of_scope_unread_instruction_warns_twice(fake_pipe, tmp_path):
     assert (tmp_path / "photo_edited.jpg").is_file()
 
 
+def test_edit_announces_kernel_compile(fake_pipe, tmp_path, monkeypatch):
+    from hywu_cli import rendering
+
+    image = write_image(tmp_path / "photo.jpg")
+    monkeypatch.setattr(rendering, "compiled_kernel_pending", lambda pixels: pixels == 32 * 24)
+
+    result = invoke("edit", image, "make it warmer")
+
+    assert result.exit_code == 0, result.output
+    assert "compiling the renderer for photos of 8 megapixels and more" in result.stderr
+
+
 def test_quiet_prints_nothing(fake_pipe, tmp_path):
     image = write_image(tmp_path / "photo.jpg")
 

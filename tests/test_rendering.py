@@ -273,6 +273,7 @@ RENDER_SCRIPT = textwrap.dedent(
     scalars = torch.tensor([[0.3, -0.4, 0.5, 0.4, 0.04, 0.6, 0.5]])
     pixels = np.random.default_rng(1).integers(0, 256, (300, 420, 3), dtype=np.uint8)
     assert rendering._load_kernels() is not None, "numba did not import"
+    print("pending" if rendering.compiled_kernel_pending(rendering.COMPILED_MIN_PIXELS) else "cached")
     rendering.COMPILED_MIN_PIXELS = 0
     output = rendering.render_uint8(pixels, EditOperators(lut, spatial, scalars), seed=1, workers=2)
     print(hashlib.sha256(output.tobytes()).hexdigest())
@@ -280,14 +281,18 @@ RENDER_SCRIPT = textwrap.dedent(
 )
 
 
-def render_in_subprocess(**environment) -> str:
-    """Run RENDER_SCRIPT in a fresh interpreter with extra environment variables and return the output's hash."""
+def render_in_subprocess(**environment) -> tuple[str, str]:
+    """Run RENDER_SCRIPT in a fresh interpreter with extra environment variables.
+
+    Returns whether the kernel was "pending" (to be compiled) or "cached" before the render, and the output's hash.
+    """
     env = {**os.environ, "PYTHONPATH": str(SRC), **environment}
     result = subprocess.run(
         [sys.executable, "-c", RENDER_SCRIPT], env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
+    state, digest = result.stdout.strip().splitlines()[-2:]
+    return state, digest
 
 
 @pytest.mark.slow
@@ -296,11 +301,12 @@ def test_kernel_cache_in_user_cache_folder(tmp_path):
     # Leaving out numba's in-tree locator is what happens when the package folder is read-only.
     environment = {"NUMBA_CACHE_LOCATOR_CLASSES": "UserWideCacheLocator", "XDG_CACHE_HOME": str(tmp_path)}
 
-    cold = render_in_subprocess(**environment)
+    cold_state, cold = render_in_subprocess(**environment)
     cached = sorted(path.name for path in (tmp_path / "numba").rglob("*.nbi"))
-    warm = render_in_subprocess(**environment)
+    warm_state, warm = render_in_subprocess(**environment)
 
     assert any(name.startswith("rendering_kernels.render_rows") for name in cached)
+    assert (cold_state, warm_state) == ("pending", "cached")
     assert warm == cold
 
 
@@ -314,8 +320,8 @@ def test_kernel_compiles_without_writable_cache(tmp_path):
         "NUMBA_CACHE_LOCATOR_CLASSES": "UserProvidedCacheLocator",
         "NUMBA_CACHE_DIR": str(blocker / "cache"),
     }
-    reference = render_in_subprocess(XDG_CACHE_HOME=str(tmp_path / "user-cache"))
+    _, reference = render_in_subprocess(XDG_CACHE_HOME=str(tmp_path / "user-cache"))
 
-    uncached = render_in_subprocess(**environment)
+    _, uncached = render_in_subprocess(**environment)
 
     assert uncached == reference

@@ -531,6 +531,17 @@ def check_model_files(model: str) -> Path:
     return folder
 
 
+def announce_kernel_compile(pixels: int, reporter: Reporter) -> None:
+    """Say that the next edit waits for the renderer to compile, when a photo of `pixels` pixels makes it do so."""
+    from hywu_cli.rendering import COMPILED_MIN_PIXELS, compiled_kernel_pending
+
+    if compiled_kernel_pending(pixels):
+        reporter.notice(
+            f"compiling the renderer for photos of {COMPILED_MIN_PIXELS // 1_000_000} megapixels and more; only the "
+            "first such edit after installing waits for it (about 10 s)"
+        )
+
+
 def open_pipeline(model: str, device: Device, dtype: Dtype, reporter: Reporter) -> Any:
     """Check the model files, pick device and dtype, announce the choice, and load the pipeline."""
     model_dir = check_model_files(model)

@@ -89,6 +89,7 @@ class ScanResult:
 
     images: list[Path]
     rejected: list[RejectedFile]
+    largest_pixels: int = 0  # width x height of the largest image, from its header
 
 
 def batch(
@@ -167,6 +168,8 @@ def batch(
         readings = _common.read_instructions(
             pipe, unique, literal=literal, strict=strict, reporter=reporter, scope=scope, rejections=rejections
         )
+
+        _common.announce_kernel_compile(scan.largest_pixels, reporter)
 
         # 4. Run the jobs, recording each one in the manifest as it finishes
         _common.create_output_dir(output_dir)
@@ -273,8 +276,10 @@ def scan_images(folder: Path, *, recursive: bool, exclude: Path | None = None) -
     excluded = exclude.resolve() if exclude is not None else None
     images: list[Path] = []
     rejected: list[RejectedFile] = []
+    largest = 0
 
     def visit(directory: Path) -> None:
+        nonlocal largest
         with os.scandir(directory) as iterator:
             entries = sorted(iterator, key=lambda entry: entry.name)
         for entry in entries:
@@ -295,11 +300,12 @@ def scan_images(folder: Path, *, recursive: bool, exclude: Path | None = None) -
                 continue
             if image_format is not None:
                 try:
-                    check_image_header(path, pixel_limit=pixel_limit)
+                    width, height = check_image_header(path, pixel_limit=pixel_limit)
                 except InvalidImageError as error:
                     rejected.append(RejectedFile(path, str(error), failed=True))
                     continue
                 images.append(path)
+                largest = max(largest, width * height)
             elif path.suffix.lower() in IMAGE_SUFFIXES:
                 reason = "empty file" if size == 0 else f"content is not {READ_FORMAT_NAMES} (damaged?)"
                 rejected.append(RejectedFile(path, reason, failed=True))
@@ -307,7 +313,7 @@ def scan_images(folder: Path, *, recursive: bool, exclude: Path | None = None) -
                 rejected.append(RejectedFile(path, "not an image", failed=False))
 
     visit(folder)
-    return ScanResult(images=images, rejected=rejected)
+    return ScanResult(images=images, rejected=rejected, largest_pixels=largest)
 
 
 def no_images_message(folder: Path, scan: ScanResult, *, recursive: bool) -> str:

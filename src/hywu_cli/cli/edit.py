@@ -112,6 +112,8 @@ def edit(
         pipe = _common.open_pipeline(model, device, dtype, reporter)
         model_loaded = time.perf_counter()
 
+        _common.announce_kernel_compile(loaded.image.width * loaded.image.height, reporter)
+
         # 4. Compare the instruction with the edits the model was trained on
         scope = _common.check_scope(pipe, [instruction], strict=strict, reporter=reporter)[instruction]
         reading = _common.read_instructions(
