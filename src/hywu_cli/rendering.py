@@ -41,7 +41,7 @@ STRIP_ROWS = 128
 USE_COMPILED_KERNEL = True
 
 # Photos below this many pixels use the NumPy strips. Importing numba costs about 0.65 s per process with a warm
-# cache and 4.5-5 s the first time, to compile. The kernel saves about 0.07 s per megapixel on 2 cores, so it pays
+# cache and about 7 s the first time, to compile. The kernel saved about 0.07 s per megapixel on 2 cores, so it pays
 # off only on large photos or in long batches (estimates measured on a busy 2-core machine).
 COMPILED_MIN_PIXELS = 8_000_000
 
