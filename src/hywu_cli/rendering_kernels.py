@@ -17,8 +17,9 @@ Compiled code is cached on disk (`cache=True`): in `NUMBA_CACHE_DIR` when it is 
 weights, edge gain, posterize levels) is an argument, because numba would freeze a global's value into the cached
 code.
 
-NOTE: with an empty cache the first render compiles for about 4.5 s (numba 0.68.1 on a 2-core machine busy with
-other work). With a warm cache, numba's start-up still adds about 0.6 s to the first render of a process.
+NOTE: with an empty cache the first render of a large photo compiles for about 7 s (numba 0.68.1 on 2 cores: a
+12-megapixel `hywu edit` took 9.5 s, and 2.4 s once cached). `rendering.compiled_kernel_pending` tells the command
+line to say so. With a warm cache, numba's start-up still adds about 0.6 s to the first render of a process.
 """
 
 from __future__ import annotations
