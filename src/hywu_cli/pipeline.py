@@ -102,11 +102,6 @@ def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255)
 
 
-def as_image(photo: Image.Image | np.ndarray) -> Image.Image:
-    """Return a PIL image as it is, or a (height, width, 3) uint8 array as an RGB image."""
-    return photo if isinstance(photo, Image.Image) else Image.fromarray(photo, "RGB")
-
-
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
     """Convert (3, height, width) or (1, 3, height, width) in [0, 1] to an RGB PIL image, rounding to 8 bits."""
     if image.ndim == 4:
@@ -380,7 +375,7 @@ class HywuPipeline:
             thumbnails = torch.cat(
                 [
                     pil_to_tensor(
-                        as_image(photos[index]).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+                        self._as_pil(photos[index]).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
                     )
                     for index, _ in step
                 ]
@@ -397,6 +392,13 @@ class HywuPipeline:
                 photos[index] = render_uint8(pixels, operator, seeds[index])
         # An unedited photo is returned as a copy, so the caller's image is never the result.
         return [array_to_image(photo) if isinstance(photo, np.ndarray) else photo.copy() for photo in photos]
+
+    @staticmethod
+    def _as_pil(photo: Image.Image | np.ndarray) -> Image.Image:
+        """Return a PIL image as it is, or a (height, width, 3) uint8 array converted by `array_to_image`."""
+        from hywu_cli.imageio import array_to_image
+
+        return photo if isinstance(photo, Image.Image) else array_to_image(photo)
 
     def edit(
         self, image: Image.Image | str | Path, instruction: str, *, strength: float = 1.0, seed: int = 0

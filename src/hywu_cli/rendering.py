@@ -27,7 +27,6 @@ from types import ModuleType
 import numpy as np
 from PIL import Image
 import torch
-import torch.nn.functional as F
 
 from hywu_cli import ops
 from hywu_cli.editor import LUT_TABLE_LEVELS, SKIP_WEIGHT, EditOperators
@@ -111,21 +110,19 @@ def _round_to_bytes(table: np.ndarray) -> np.ndarray:
 
 
 def resize_weights_aligned(source: int, target: int) -> np.ndarray:
-    """Return the (target, source) matrix of `F.interpolate(mode="linear", align_corners=True)` along one axis."""
-    lower, fractions = table_nodes(source, target)
+    """Return the (target, source) matrix of `F.interpolate(mode="linear", align_corners=True)` along one axis.
+
+    Positions and fractions are float32, as torch computes them; each row mixes one source index (at most
+    source - 2) with the next.
+    """
+    position = np.arange(target, dtype=np.float32) * np.float32((source - 1) / (target - 1))
+    lower = np.minimum(np.floor(position).astype(np.int64), source - 2)
+    fractions = (position - lower.astype(np.float32)).astype(np.float32)
     matrix = np.zeros((target, source), dtype=np.float32)
     rows = np.arange(target)
     matrix[rows, lower] = 1 - fractions
     matrix[rows, lower + 1] += fractions
     return matrix
-
-
-def table_nodes(nodes: int, levels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return, for each of `levels` evenly spaced positions over `nodes` table nodes, the lower node (at most
-    nodes - 2) and the float32 fraction past it, as `F.interpolate(align_corners=True)` computes them."""
-    position = np.arange(levels, dtype=np.float32) * np.float32((nodes - 1) / (levels - 1))
-    lower = np.minimum(np.floor(position).astype(np.int64), nodes - 2)
-    return lower, (position - lower.astype(np.float32)).astype(np.float32)
 
 
 def render_uint8(
@@ -200,8 +197,16 @@ def render_uint8(
 
 def _render_strips(render_strip, height: int, workers: int | None) -> None:
     """Call `render_strip(first_row)` for every strip of `STRIP_ROWS` rows, on `workers` threads (default: cores)."""
+    _map_on_threads(render_strip, range(0, height, STRIP_ROWS), workers)
+
+
+def _map_on_threads(function, items, workers: int | None = None) -> list:
+    """Return `[function(item) for item in items]`, computed on `workers` threads (default: CPU cores).
+
+    The compiled kernels release the GIL, so their calls run in parallel.
+    """
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        list(pool.map(render_strip, range(0, height, STRIP_ROWS)))
+        return list(pool.map(function, items))
 
 
 def compiled_kernel_pending(pixels: int) -> bool:
@@ -493,11 +498,11 @@ def _box_means_on_threads(kernels: ModuleType, pixels: np.ndarray, factor: int, 
     rows, columns = -(-height // factor), -(-width // factor)
     means = np.empty((rows, columns, channels), np.float32)
     band = max(1, STRIP_ROWS // factor)
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        def reduce_band(first: int) -> None:
-            kernels.box_means_rows(pixels, factor, means, first, min(first + band, rows))
 
-        list(pool.map(reduce_band, range(0, rows, band)))
+    def reduce_band(first: int) -> None:
+        kernels.box_means_rows(pixels, factor, means, first, min(first + band, rows))
+
+    _map_on_threads(reduce_band, range(0, rows, band), workers)
     return means
 
 
@@ -615,9 +620,10 @@ def _grain_for_kernel(kernels: ModuleType, seed: int, height: int, width: int, w
     columns = linear_resize_weights(grid.shape[1], width)
     source = _kernel_grid((grid, rows, columns), height, width, channels=1)
 
-    starts = range(0, height, STRIP_ROWS)
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        sums = list(pool.map(lambda start: kernels.grid_sums(source, start, min(start + STRIP_ROWS, height)), starts))
+    def sum_strip(start: int) -> tuple[float, float]:
+        return kernels.grid_sums(source, start, min(start + STRIP_ROWS, height))
+
+    sums = _map_on_threads(sum_strip, range(0, height, STRIP_ROWS), workers)
     count = height * width
     total = math.fsum(first for first, _ in sums)
     squares = math.fsum(second for _, second in sums)
