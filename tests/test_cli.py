@@ -299,7 +299,7 @@ def test_missing_image_fails_fast(no_model, tmp_path):
     assert elapsed < 1.0
 
 
-def test_too_wide_for_webp_fails_before_model_loads(no_model, tmp_path):
+def test_webp_too_wide_fails_early(no_model, tmp_path):
     image = write_image(tmp_path / "wide.png", size=(16_400, 2))
 
     result = invoke("edit", image, "make it snowy", "-o", tmp_path / "wide.webp")
@@ -728,7 +728,7 @@ def test_edit_reports_each_requested_edit(reader_pipe, tmp_path):
     assert "holds only the first of the 2 edits" in result.stderr
 
 
-def test_edit_says_how_to_split_a_list_read_as_one_edit(reader_pipe, tmp_path):
+def test_edit_warns_list_read_as_one(reader_pipe, tmp_path):
     image = write_image(tmp_path / "photo.png")
 
     result = invoke("edit", image, "cosy, warm", "--json", "-q")
@@ -869,8 +869,8 @@ def test_strict_rejects_out_of_scope(fake_pipe, tmp_path):
     assert not (tmp_path / "photo_edited.jpg").exists()
 
 
-def test_out_of_scope_unread_instruction_warns_twice(fake_pipe, tmp_path):
-    # The scope check cannot know whether the reader matches the instruction; the second warning says it did not.
+def test_unread_out_of_scope_warns_twice(fake_pipe, tmp_path):
+    # The scope check cannot know whether the reader matches the instruction, so a second warning states it did not.
     image = write_image(tmp_path / "photo.jpg")
 
     result = invoke("edit", image, "add a moustache", "-q")
@@ -1232,7 +1232,7 @@ def test_batch_strict_names_every_rejected_instruction(reader_pipe, tmp_path):
     assert not (folder / "hywu-out").exists()
 
 
-def test_batch_strict_lists_ten_rejections_in_file_order(reader_pipe, tmp_path):
+def test_batch_strict_lists_ten_in_order(reader_pipe, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
     write_image(folder / "a.png")
@@ -1244,7 +1244,8 @@ def test_batch_strict_lists_ten_rejections_in_file_order(reader_pipe, tmp_path):
     assert_one_line_error(result, 1, "--strict rejected 13 instructions: 'qwzx 0' (", "; and 3 more.", alone=False)
     listed = result.stderr.splitlines()[-1]
     assert listed.index("'qwzx 0'") < listed.index("'qwzx 9'")
-    assert "'qwzx 10'" not in listed and "moustache" not in listed
+    assert "'qwzx 10'" not in listed
+    assert "moustache" not in listed
 
 
 def test_batch_output_on_stderr_result_on_stdout(fake_pipe, tmp_path):

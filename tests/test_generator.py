@@ -106,7 +106,7 @@ def test_plain_loader_matches_diffusers_loader(tmp_path):
         assert torch.equal(expected.lora_B[name], actual.lora_B[name])
 
 
-def test_loaded_network_keeps_buffers_and_other_threads_initialise(tmp_path):
+def test_loaded_network_buffers_and_threads(tmp_path):
     import threading
 
     generator = make_generator()

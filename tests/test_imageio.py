@@ -62,7 +62,7 @@ def test_orientation_6_loads_upright(tmp_path):
     assert not close_to(loaded.image.getpixel((5, 5)), RED)
 
 
-def test_upright_keeps_upright_image_and_turns_rotated_one(tmp_path):
+def test_upright_turns_only_rotated_images(tmp_path):
     plain = Image.new("RGB", (40, 20), RED)
     path = tmp_path / "rotated.jpg"
     write_oriented_jpeg(path, orientation=6)
@@ -89,9 +89,11 @@ def test_array_conversion_round_trips(size):
     array = imageio.image_to_array(image, workers=3)
 
     assert expected_parallel == (size == (1731, 1301))
-    assert image.mode == "RGB" and image.size == size
+    assert image.mode == "RGB"
+    assert image.size == size
     assert np.array_equal(np.asarray(image), pixels)
-    assert array.shape == (height, width, 3) and array.dtype == np.uint8
+    assert array.shape == (height, width, 3)
+    assert array.dtype == np.uint8
     assert np.array_equal(array, pixels)
 
 

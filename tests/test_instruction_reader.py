@@ -285,8 +285,8 @@ def test_reader_compound_requests(shipped_reader, text_encoder, instruction, fam
     assert all(not edit.followed_by for edit in edits)
 
 
-def test_reader_keeps_parts_of_a_list_read_as_one_edit(shipped_reader, text_encoder):
-    """A comma list whose whole reads as one of its parts stays one edit; its parts are kept for the message."""
+def test_reader_list_keeps_unsplit_parts(shipped_reader, text_encoder):
+    """A comma list whose whole reads as one of its parts stays one edit, and its parts are kept for the warning."""
     (listed,) = shipped_reader.read(text_encoder, ["warmer, brighter, more contrast"])
     (joined,) = shipped_reader.read(text_encoder, ["warmer; brighter; more contrast"])
     (plain,) = shipped_reader.read(text_encoder, ["make it warmer"])
@@ -319,7 +319,7 @@ def test_reader_contradictory_request_unread(shipped_reader, text_encoder, instr
         ("asdf; qwer", "its part 'asdf' matches no edit clearly"),
     ],
 )
-def test_reader_says_why_a_request_is_unread(shipped_reader, text_encoder, instruction, reason):
+def test_reader_unread_reason(shipped_reader, text_encoder, instruction, reason):
     (reading,) = shipped_reader.read(text_encoder, [instruction])
 
     assert reading.no_edit

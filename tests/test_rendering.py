@@ -169,7 +169,7 @@ def test_compiled_kernel_matches_numpy_strips(monkeypatch, kind, size):
         assert (difference > 0).mean() < 2e-5
 
 
-def test_compiled_grain_from_grid_matches_full_map(monkeypatch):
+def test_compiled_grain_matches_full_map(monkeypatch):
     # A shorter side of 1,300 pixels gives grain cells over one pixel: the kernel upsamples the grain's grid and
     # measures its standard deviation itself, while the NumPy strips draw `ops.grain_layer` in full.
     pytest.importorskip("numba")
@@ -205,7 +205,7 @@ def test_gaussian_blurs_match_torch(shape, sigma):
 
 
 def torch_dense_table_lookup(pixels, lut):
-    """Look every pixel up in the table `F.interpolate` resamples to `LUT_TABLE_LEVELS` levels; round to 8 bits."""
+    """Look every pixel up in the table `F.interpolate` resamples to `LUT_TABLE_LEVELS` levels, rounded to 8 bits."""
     levels = LUT_TABLE_LEVELS
     # (3, levels, levels, levels)
     dense = F.interpolate(lut, size=(levels,) * 3, mode="trilinear", align_corners=True)[0]

@@ -283,7 +283,7 @@ def load_image(path: str | os.PathLike[str], *, pixel_limit: int | None = None) 
 def upright(image: Image.Image) -> Image.Image:
     """Return `image` turned upright by its EXIF orientation, or `image` itself when it is upright already.
 
-    `ImageOps.exif_transpose` copies an upright image (22 ms at 12 megapixels); this skips that copy.
+    `ImageOps.exif_transpose` copies an upright image (22 ms at 12 megapixels), and this skips that copy.
     """
     if _read_orientation(image) == 1:
         return image

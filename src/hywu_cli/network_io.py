@@ -44,7 +44,7 @@ class _SkipRandomInit(TorchFunctionMode):
 
 
 def skipped_random_init() -> TorchFunctionMode:
-    """Return a context in which layers are built with whatever their memory holds, instead of random values.
+    """Return a context in which layers are built with whatever their memory contains, instead of random values.
 
     For networks whose every parameter is loaded right after they are built: drawing the random values first took
     about half of `load_pipeline` (0.15 of 0.27 s on 2 cores). Constant initialisers (`zeros_`, `ones_`) still run.

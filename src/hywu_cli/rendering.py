@@ -112,7 +112,7 @@ def _round_to_bytes(table: np.ndarray) -> np.ndarray:
 def resize_weights_aligned(source: int, target: int) -> np.ndarray:
     """Return the (target, source) matrix of `F.interpolate(mode="linear", align_corners=True)` along one axis.
 
-    Positions and fractions are float32, as torch computes them; each row mixes one source index (at most
+    Positions and fractions are float32, as torch computes them. Each row mixes one source index (at most
     source - 2) with the next.
     """
     position = np.arange(target, dtype=np.float32) * np.float32((source - 1) / (target - 1))
@@ -212,7 +212,7 @@ def _map_on_threads(function, items, workers: int | None = None) -> list:
 def compiled_kernel_pending(pixels: int) -> bool:
     """Return whether rendering a photo of `pixels` pixels will first compile the numba kernel.
 
-    That happens once after installing (about 5-10 s on 2 cores), or in every process when numba finds no writable
+    That happens once after installing (about 7 s on 2 cores), or in every process when numba finds no writable
     cache folder. Importing numba here costs about 0.65 s, which the render of such a photo pays anyway.
     """
     if not USE_COMPILED_KERNEL or pixels < COMPILED_MIN_PIXELS:

@@ -18,8 +18,8 @@ weights, edge gain, posterize levels) is an argument, because numba would freeze
 code.
 
 NOTE: with an empty cache the first render of a large photo compiles for about 7 s (numba 0.68.1 on 2 cores: a
-12-megapixel `hywu edit` took 9.5 s, and 2.4 s once cached). `rendering.compiled_kernel_pending` tells the command
-line to say so. With a warm cache, numba's start-up still adds about 0.6 s to the first render of a process.
+12-megapixel `hywu edit` took 9.5 s, and 2.4 s once cached). `rendering.compiled_kernel_pending` lets the command
+line announce it. With a warm cache, numba's start-up still adds about 0.6 s to the first render of a process.
 """
 
 from __future__ import annotations

@@ -572,7 +572,7 @@ class Rejections:
         self.literal_helps = False
 
     def add(self, instructions: Sequence[str], reason: str, message: str, *, literal_helps: bool = False) -> None:
-        """Reject `instructions` for `reason`; `message` is the full error for when only they are rejected."""
+        """Reject `instructions` for `reason`. `message` is the full error, used when only they are rejected."""
         self.reasons += [(text, reason) for text in instructions]
         self.messages.append(message)
         self.literal_helps = self.literal_helps or literal_helps
@@ -612,7 +612,7 @@ def read_instructions(
 
     An in-scope instruction (per `scope`) that the reader cannot match to one edit gets one warning, and with
     `strict` it is rejected. Either way its photo is left unchanged. Out-of-scope instructions were already reported
-    by `check_scope`, which adds them to `rejections` with `strict`; the error then names every rejected
+    by `check_scope`, which adds them to `rejections` with `strict`, so the error names every rejected
     instruction at once.
 
     Raises:
@@ -656,11 +656,11 @@ def read_instructions(
     compound = [text for text in unmatched if len(request_parts(text)) > 1]
     single = [text for text in unmatched if text not in compound]
     if single:
-        each = "it" if len(single) == 1 else "each"
+        pronoun = "it" if len(single) == 1 else "each"
         report_unmatched(
             single,
             f"could not match {', '.join(repr(text) for text in single)} to one of {pipe.model_name}'s edits",
-            f"rephrase {each} as one edit (`hywu edits` lists them)",
+            f"rephrase {pronoun} as one edit (`hywu edits` lists them)",
             "could not be matched to one edit",
             strict,
             reporter,
